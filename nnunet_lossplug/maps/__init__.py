@@ -1,0 +1,66 @@
+"""Region-wise maps and distances from label maps (pure numpy/scipy/edt; no torch, no nnU-Net).
+
+Public API:
+
+- :func:`rw_map` -- RRW (paper 002 eq. 4), RW-Boundary (eq. 3), AC (``1 - y``) and Cao (``1 - 2y``) maps;
+  the per-kind functions :func:`rrw_map`, :func:`rrw_reference_map`, :func:`boundary_map`, :func:`ac_map`,
+  :func:`cao_map`.
+- :func:`distance_to_boundary` -- unsigned distance to each class boundary (one-sided HD loss).
+- :func:`rectification_report` -- exact check of the rectification principle (Sec. 3.3-3.4);
+  :func:`gradient_sign_counts`, :func:`unstable_share`, :func:`simplex_grid`, :func:`rw_logit_gradient`
+  reproduce Fig. 2 for a single voxel.
+- :class:`MapKind`, :func:`register_map_kind`, :func:`get_map_kind`, :func:`available_map_kinds`,
+  :func:`unregister_map_kind` -- registry of built-in and user map functions with cache identities.
+"""
+
+from nnunet_lossplug.maps.distances import distance_to_boundary
+from nnunet_lossplug.maps.rectification import (
+    RectificationReport,
+    gradient_sign_counts,
+    max_negative_components,
+    rectification_report,
+    rw_logit_gradient,
+    simplex_grid,
+    unstable_share,
+)
+from nnunet_lossplug.maps.registry import (
+    MapFunction,
+    MapKind,
+    available_map_kinds,
+    get_map_kind,
+    register_map_kind,
+    unregister_map_kind,
+)
+from nnunet_lossplug.maps.rw_maps import (
+    RW_MAP_KINDS,
+    ac_map,
+    boundary_map,
+    cao_map,
+    rrw_map,
+    rrw_reference_map,
+    rw_map,
+)
+
+__all__ = [
+    "RW_MAP_KINDS",
+    "MapFunction",
+    "MapKind",
+    "RectificationReport",
+    "ac_map",
+    "available_map_kinds",
+    "boundary_map",
+    "cao_map",
+    "distance_to_boundary",
+    "get_map_kind",
+    "gradient_sign_counts",
+    "max_negative_components",
+    "rectification_report",
+    "register_map_kind",
+    "rrw_map",
+    "rrw_reference_map",
+    "rw_logit_gradient",
+    "rw_map",
+    "simplex_grid",
+    "unregister_map_kind",
+    "unstable_share",
+]

@@ -1,0 +1,251 @@
+"""Region-wise (RW) maps of paper 002 (Valverde & Tohka, Pattern Recognition 2022): label map -> ``z``.
+
+The RW loss is ``L = mean(softmax(x) * z)`` with a map ``z`` of shape ``(K, *spatial)`` that depends only
+on the ground truth. This module computes the maps of SPEC §1 for one image (2D or 3D) in numpy:
+
+===============  ====================================================  ==========================
+kind             ``z_k(i)``                                            paper 002
+===============  ====================================================  ==========================
+``"rrw"``        ``-d_k(i) / max_{j∈Ω_k} d_k(j)`` in ``Ω_k``, else 1   eq. 4 (the proposal)
+``"boundary"``   ``-d_k(i)`` in ``Ω_k``, ``+d_k(i)`` outside           eq. 3 (= Boundary loss)
+``"ac"``         ``1 - y_k(i)``                                        Prop. 1 (Active Contour)
+``"cao"``        ``1 - 2 y_k(i)``                                      Prop. 4 (Cao et al. [25])
+===============  ====================================================  ==========================
+
+``d_k`` is the exact Euclidean distance of :mod:`nnunet_lossplug.maps.distances` (with the voxel spacing;
+a voxel touching the boundary has distance = its spacing). All functions return float32 arrays of shape
+``(num_classes, *labels.shape)`` and never touch torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+
+from nnunet_lossplug.maps.distances import distance_to_other_label, signed_distance_stack
+from nnunet_lossplug.maps.validation import (
+    validate_class_values,
+    validate_labels,
+    validate_spacing,
+)
+
+__all__ = [
+    "RW_MAP_KINDS",
+    "ac_map",
+    "boundary_map",
+    "cao_map",
+    "rrw_map",
+    "rrw_reference_map",
+    "rw_map",
+]
+
+RW_MAP_KINDS: tuple[str, ...] = ("rrw", "boundary", "ac", "cao")
+"""Kinds accepted by :func:`rw_map`."""
+
+
+def _true_class_index(labels: np.ndarray) -> np.ndarray:
+    """Labels as an ``(1, *spatial)`` intp index for ``np.put_along_axis`` along the class axis."""
+    return labels[None].astype(np.intp)
+
+
+def rrw_map(
+    labels: np.ndarray,
+    num_classes: int,
+    spacing: Sequence[float] | None = None,
+    class_values: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Rectified Region-wise (RRW) map, paper 002 eq. 4 (SPEC §1), float32 ``(K, *spatial)``.
+
+    ``z_k(i) = -d_k(i) / max_{j ∈ Ω_k} d_k(j)`` for ``i ∈ Ω_k`` (values in ``[-1, 0)``, ``-1`` reached at
+    the deepest voxel of each present class) and ``z_k(i) = 1`` for ``i ∉ Ω_k``, where ``d_k(i)`` is the
+    Euclidean distance (with ``spacing``) from ``i`` to the nearest voxel not in class ``k``.
+
+    Edge cases (SPEC §1): a class absent from the image gives ``z_k ≡ 1``. A class that fills the whole
+    array has no boundary; its values are the limit of ``-d/max d`` for constant depth, ``z_k ≡ -1``
+    (the reference code instead returns scipy's ramp from a phantom border, see
+    :func:`rrw_reference_map`).
+
+    Class emphasis (paper 002 Sec. 3.3, ``class_values = (c_0, ..., c_{K-1})``, all ``> 0``): at a voxel
+    whose TRUE class is ``t``, every other channel gets ``c_t`` instead of 1::
+
+        z_k(i) = c_{t(i)}   for k ≠ t(i).
+
+    Why per true class and not per channel: the rectification principle (Sec. 3.3-3.4) requires all
+    non-true components of a voxel to be equal, so that the logit gradient
+    ``dL/dx_k = s_k (z_k - Σ_j s_j z_j)`` has exactly one negative component (the true class) for every
+    softmax. Reading ``c_k`` per channel ("channel k gets ``c_k`` outside class k") would give the
+    non-true components of one voxel different values ``c_k ≠ c_l``, and a softmax concentrated on the
+    largest of them makes two components negative: the map would no longer be rectified (shown in
+    ``tests/test_maps_rectification.py`` with :func:`~nnunet_lossplug.maps.rectification_report`). With
+    the per-true-class reading, a larger ``c_t`` scales up the loss and the gradient on voxels of class
+    ``t`` (the paper's "more important pixels"). ``None`` means ``c ≡ 1`` (eq. 4 exactly).
+
+    Args:
+        labels: integer class indices ``(*spatial)``, 2D or 3D, values in ``[0, num_classes)``.
+        num_classes: K, background included.
+        spacing: voxel size per axis of ``labels``; ``None`` = unit spacing. Anisotropic spacing changes
+            the shape of the distance field, not only its scale.
+        class_values: optional per-class emphasis ``c_t > 0`` (see above).
+    """
+    lab = validate_labels(labels, num_classes)
+    sp = validate_spacing(spacing, lab.ndim)
+    shape = (num_classes, *lab.shape)
+    if class_values is None:
+        out = np.ones(shape, dtype=np.float32)
+    else:
+        values = validate_class_values(class_values, num_classes)
+        out = np.empty(shape, dtype=np.float32)
+        out[...] = values[lab][None]
+    inside = distance_to_other_label(lab, sp)
+    if inside is None:
+        true_values = np.full(lab.shape, -1.0, dtype=np.float32)
+    else:
+        class_max = np.zeros(num_classes, dtype=np.float32)
+        np.maximum.at(class_max, lab.ravel(), inside.ravel())
+        true_values = inside
+        true_values /= class_max[lab]
+        np.negative(true_values, out=true_values)
+    np.put_along_axis(out, _true_class_index(lab), true_values[None], axis=0)
+    return out
+
+
+def rrw_reference_map(
+    labels: np.ndarray,
+    num_classes: int,
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray:
+    """RRW map exactly as the reference code computes it (jmlipman/RegionWiseLoss, ``RWLoss``).
+
+    Per class ``k``: ``d = scipy.ndimage.distance_transform_edt(y_k)`` stored in float32,
+    ``z = -1 * (d / max(d + 1e-15))`` in float32, then ``z[z == 0] = 1`` over the whole stack.
+
+    This equals :func:`rrw_map` except for a class that fills the whole array: scipy then measures the
+    distance to a phantom background just before the first index of every axis and returns a ramp from
+    that corner (normalised to ``[-1, 0)``), instead of SPEC §1's ``-1`` everywhere. That is an artefact,
+    reproduced only for exact-reproduction runs (e.g. 2D training on slices that are all background).
+    Also slower (one scipy pass per class) and float32 rounding may differ from :func:`rrw_map` in the
+    last bit. The reference uses unit spacing; a given ``spacing`` is passed as scipy's ``sampling``.
+    """
+    lab = validate_labels(labels, num_classes)
+    sampling = None if spacing is None else validate_spacing(spacing, lab.ndim)
+    out = np.empty((num_classes, *lab.shape), dtype=np.float32)
+    for k in range(num_classes):
+        out[k] = distance_transform_edt(lab == k, sampling=sampling)
+        out[k] = -1 * (out[k] / np.max(out[k] + 1e-15))
+    out[out == 0] = 1
+    return out
+
+
+def boundary_map(
+    labels: np.ndarray,
+    num_classes: int,
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray:
+    """RW-Boundary map (signed distance), paper 002 eq. 3 = Boundary loss of Kervadec et al.
+
+    ``z_k(i) = -d_k(i)`` for ``i ∈ Ω_k`` (distance to the nearest voxel outside class ``k``) and
+    ``z_k(i) = +d_k(i)`` for ``i ∉ Ω_k`` (distance to the nearest voxel of class ``k``), Euclidean with
+    ``spacing``. Float32 ``(K, *spatial)``.
+
+    Edge cases (SPEC §1): an absent class and a class filling the whole array give 0 everywhere, and each
+    channel depends only on its own class. The reference code (``BoundaryLoss`` in jmlipman/RegionWiseLoss)
+    skips the distance computation for an absent class but still writes the map from variables left
+    over from the previous loop iteration, so an absent class silently receives a copy of the preceding
+    class's map (and a NameError if the very first class is absent); it also returns scipy's corner
+    ramp for a class that fills the array. Neither is reproduced here.
+
+    With three or more classes this map is NOT rectified (paper 002 Sec. 3.4): the non-true components of
+    a voxel differ, and the gradient can have several negative components.
+    """
+    lab = validate_labels(labels, num_classes)
+    sp = validate_spacing(spacing, lab.ndim)
+    return signed_distance_stack(lab, num_classes, sp, inside_sign=-1.0)
+
+
+def _one_hot_affine(labels: np.ndarray, num_classes: int, true_value: float) -> np.ndarray:
+    """``1`` on non-true channels, ``true_value`` on the true-class channel, float32 ``(K, *spatial)``."""
+    lab = validate_labels(labels, num_classes)
+    out = np.ones((num_classes, *lab.shape), dtype=np.float32)
+    fill = np.full((1, *lab.shape), true_value, dtype=np.float32)
+    np.put_along_axis(out, _true_class_index(lab), fill, axis=0)
+    return out
+
+
+def ac_map(
+    labels: np.ndarray,
+    num_classes: int,
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Active Contour map ``z = 1 - y`` (paper 002 Prop. 1; AC loss without its length term).
+
+    ``y`` is the one-hot ground truth: 0 on the true class, 1 elsewhere. ``spacing`` is validated but
+    unused (the map has no distances); it is accepted so all map functions share one signature.
+    """
+    if spacing is not None:
+        validate_spacing(spacing, np.ndim(labels))
+    return _one_hot_affine(labels, num_classes, 0.0)
+
+
+def cao_map(
+    labels: np.ndarray,
+    num_classes: int,
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Map of Cao et al. [25], ``z = 1 - 2y`` (paper 002 Prop. 4): -1 on the true class, +1 elsewhere.
+
+    AC (:func:`ac_map`) is its 0-1 normalisation. ``spacing`` is validated but unused.
+    """
+    if spacing is not None:
+        validate_spacing(spacing, np.ndim(labels))
+    return _one_hot_affine(labels, num_classes, -1.0)
+
+
+def rw_map(
+    labels: np.ndarray,
+    num_classes: int,
+    kind: str = "rrw",
+    spacing: Sequence[float] | None = None,
+    class_values: Sequence[float] | None = None,
+    reference_compat: bool = False,
+) -> np.ndarray:
+    """Region-wise map of one image: float32 ``(num_classes, *labels.shape)`` for ``L = mean(s * z)``.
+
+    ``kind`` selects the map (paper 002, SPEC §1): ``"rrw"`` (eq. 4, default: the paper's rectified map,
+    see :func:`rrw_map`), ``"boundary"`` (eq. 3, :func:`boundary_map`), ``"ac"`` (``1 - y``,
+    :func:`ac_map`) or ``"cao"`` (``1 - 2y``, :func:`cao_map`).
+
+    Args:
+        labels: integer class indices ``(*spatial)``, 2D or 3D, values in ``[0, num_classes)``; map
+            nnU-Net's ``-1`` (outside the crop) to 0 first.
+        num_classes: K, background included.
+        kind: one of :data:`RW_MAP_KINDS`.
+        spacing: voxel size per axis (e.g. mm) for the distance maps; ``None`` = unit spacing.
+        class_values: RRW only; per-class emphasis ``c_t > 0`` given to the non-true channels of voxels of
+            true class ``t`` (keeps the map rectified; see :func:`rrw_map`).
+        reference_compat: RRW only; reproduce the reference code exactly, including scipy's corner-ramp
+            artefact on a class that fills the array (:func:`rrw_reference_map`). Default False (SPEC).
+    """
+    if kind not in RW_MAP_KINDS:
+        raise ValueError(f"unknown RW map kind {kind!r}; expected one of {list(RW_MAP_KINDS)}.")
+    if kind != "rrw" and class_values is not None:
+        raise ValueError(f"class_values applies to kind='rrw' only; got kind={kind!r}. Drop class_values.")
+    if kind != "rrw" and reference_compat:
+        raise ValueError(
+            f"reference_compat applies to kind='rrw' only; got kind={kind!r}. Drop reference_compat."
+        )
+    if kind == "rrw":
+        if reference_compat:
+            if class_values is not None:
+                raise ValueError(
+                    "reference_compat=True reproduces the reference code, which has no class_values; "
+                    "use either reference_compat=True or class_values, not both."
+                )
+            return rrw_reference_map(labels, num_classes, spacing)
+        return rrw_map(labels, num_classes, spacing, class_values)
+    if kind == "boundary":
+        return boundary_map(labels, num_classes, spacing)
+    if kind == "ac":
+        return ac_map(labels, num_classes, spacing)
+    return cao_map(labels, num_classes, spacing)
