@@ -1,0 +1,63 @@
+"""The calling convention of the loss library: ``inputs`` names what ``forward`` takes after the logits.
+
+Every loss module declares a class attribute ``inputs: ClassVar[tuple[str, ...]]`` listing, in order, the
+positional arguments its ``forward`` takes after ``logits``, from the vocabulary :data:`INPUT_VOCABULARY`:
+
+- ``"target"``: the ground truth, a label map ``(B, 1, *spatial)`` or one-hot ``(B, K, *spatial)``;
+- ``"rw_map"``: a per-voxel float map ``(B, K, *spatial)`` precomputed from the ground truth (an RW map, or
+  for the one-sided HD loss the distance map).
+
+A loss without the attribute (e.g. a user's own ``nn.Module``) is treated as ``inputs = ("target",)``.
+:func:`call_loss` dispatches on it; the nnU-Net glue and :class:`DeepSupervisionLoss` use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor
+
+__all__ = ["INPUT_VOCABULARY", "call_loss", "loss_inputs", "order_inputs"]
+
+INPUT_VOCABULARY: tuple[str, ...] = ("target", "rw_map")
+
+
+def loss_inputs(loss: Callable[..., Tensor]) -> tuple[str, ...]:
+    """Return ``loss.inputs`` (default ``("target",)``) after checking it against the vocabulary."""
+    inputs = tuple(getattr(loss, "inputs", ("target",)))
+    unknown = [name for name in inputs if name not in INPUT_VOCABULARY]
+    if unknown or len(set(inputs)) != len(inputs):
+        raise ValueError(
+            f"{type(loss).__name__}.inputs must list distinct names from {INPUT_VOCABULARY}, got {inputs}."
+        )
+    return inputs
+
+
+def order_inputs(names: Sequence[str]) -> tuple[str, ...]:
+    """Deduplicate ``names`` and sort them in vocabulary order (``"target"`` before ``"rw_map"``)."""
+    return tuple(name for name in INPUT_VOCABULARY if name in names)
+
+
+def call_loss(
+    loss: Callable[..., Tensor],
+    logits: Tensor,
+    target: Tensor | None = None,
+    rw_map: Tensor | None = None,
+) -> Tensor:
+    """Call ``loss(logits, *required)`` with the inputs named by ``loss.inputs``, in that order.
+
+    Raises ``ValueError`` naming the loss and the missing input when a required input is ``None``.
+    Inputs the loss does not declare are ignored, so callers can always pass everything they have.
+    """
+    available = {"target": target, "rw_map": rw_map}
+    arguments = []
+    for name in loss_inputs(loss):
+        value = available[name]
+        if value is None:
+            raise ValueError(
+                f"{type(loss).__name__} needs {name!r} (its inputs are {loss_inputs(loss)}), but "
+                f"{name}=None was passed. Provide it, e.g. an RW/distance map computed from the ground truth "
+                f"for 'rw_map'."
+            )
+        arguments.append(value)
+    return loss(logits, *arguments)

@@ -1,0 +1,72 @@
+"""Region-wise (RW) loss of paper 002 (Valverde & Tohka), eq. (1)-(2); SPEC §1."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ._inputs import full_precision, prepare_logits, prepare_map
+
+__all__ = ["RegionWiseLoss"]
+
+
+class RegionWiseLoss(nn.Module):
+    """Region-wise loss: the mean of the element-wise product of the softmax and a precomputed RW map.
+
+    Paper 002 eq. (1), normalised by the number of elements as the reference code (``torch.mean``)::
+
+        L_RW = mean_{b,k,i} ( s[b,k,i] · z[b,k,i] ),      s = softmax(logits, dim=1)
+
+    ``z`` (``rw_map``, shape ``(B, K, *spatial)``) depends only on the ground truth (RRW, RW-Boundary, AC,
+    Cao et al.; see :mod:`nnunet_lossplug.maps`). Gradient, eq. (2), per voxel::
+
+        ∂L/∂x_k = s_k · (z_k − Σ_j s_j z_j) / numel
+
+    For a map that is constant across classes at a voxel the gradient there is zero (paper 002 Sec. 3.1).
+
+    Sign. The paper's value can be negative: with RRW maps (``z ∈ [−1, 0)`` on the true class, ``1``
+    elsewhere) each voxel contributes ``Σ_k s_k z_k ∈ [z_true, 1] ⊂ [−1, 1]``, so ``L_RW ∈ [−1/K, 1/K]``;
+    with RW-Boundary maps it is unbounded below. Because ``Σ_k s_k = 1``, subtracting any per-voxel
+    constant ``c_{b,i}`` from every class of the map changes the loss by ``mean_{b,i}(c)/K`` and leaves the
+    gradient unchanged. ``shift_to_nonnegative=True`` uses ``c = min_k z_k``::
+
+        L = mean_{b,k,i}( s · (z − min_k z) ) = L_RW − mean_{b,i}(min_k z_{b,k,i}) / K   ≥ 0
+
+    which has exactly the gradients of ``L_RW`` and is non-negative for any map. It is needed where a
+    positive loss is assumed, e.g. the homoscedastic-uncertainty weighting of
+    :class:`~nnunet_lossplug.losses.DeepSupervisionLoss` (``weights="trainable"``). For an RRW map the
+    shift at a voxel is ``|z_true| ∈ (0, 1]`` and the shifted value lies in ``[0, 2/K]``.
+
+    Args:
+        shift_to_nonnegative: ``False`` (default) returns the paper's and reference code's value;
+            ``True`` returns the shifted, non-negative form above (same gradients).
+
+    Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)`` (2D or 3D). Returns a scalar in float32 (float64
+    for float64 logits).
+    """
+
+    inputs: ClassVar[tuple[str, ...]] = ("rw_map",)
+
+    def __init__(self, shift_to_nonnegative: bool = False) -> None:
+        super().__init__()
+        self.shift_to_nonnegative = bool(shift_to_nonnegative)
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether the returned value is guaranteed ``>= 0`` (only with ``shift_to_nonnegative=True``)."""
+        return self.shift_to_nonnegative
+
+    def extra_repr(self) -> str:
+        return f"shift_to_nonnegative={self.shift_to_nonnegative}"
+
+    def forward(self, logits: Tensor, rw_map: Tensor) -> Tensor:
+        """Return ``mean(softmax(logits) * rw_map)`` (shifted to ``>= 0`` if configured)."""
+        logits = prepare_logits(logits)
+        with full_precision(logits.device):
+            rw_map = prepare_map(rw_map, logits)
+            if self.shift_to_nonnegative:
+                rw_map = rw_map - rw_map.amin(dim=1, keepdim=True)
+            probs = torch.softmax(logits, dim=1)
+            return (probs * rw_map).mean()
