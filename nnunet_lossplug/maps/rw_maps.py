@@ -121,9 +121,10 @@ def rrw_reference_map(
     Per class ``k``: ``d = scipy.ndimage.distance_transform_edt(y_k)`` stored in float32,
     ``z = -1 * (d / max(d + 1e-15))`` in float32, then ``z[z == 0] = 1`` over the whole stack.
 
-    This equals :func:`rrw_map` except for a class that fills the whole array: scipy then measures the
-    distance to a phantom background just before the first index of every axis and returns a ramp from
-    that corner (normalised to ``[-1, 0)``), instead of SPEC §1's ``-1`` everywhere. That is an artefact,
+    This equals :func:`rrw_map` except for a class that fills the whole array: scipy then finds no
+    background and measures the distance to a phantom voxel at index ``(-1, 0, ..., 0)``, i.e.
+    ``d(i) = |(i_0 + 1, i_1, ..., i_n) * spacing|``, a ramp from one corner (normalised to ``[-1, 0)``),
+    instead of SPEC §1's ``-1`` everywhere. That is an artefact,
     reproduced only for exact-reproduction runs (e.g. 2D training on slices that are all background).
     Also slower (one scipy pass per class) and float32 rounding may differ from :func:`rrw_map` in the
     last bit. The reference uses unit spacing; a given ``spacing`` is passed as scipy's ``sampling``.
