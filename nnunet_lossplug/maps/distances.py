@@ -63,7 +63,8 @@ def distance_to_class(outside_mask: np.ndarray, spacing: tuple[float, ...]) -> n
     Voxels where the mask is False get 0. Float32, shape of the mask. The mask must contain at least
     one False voxel (otherwise ``edt`` returns inf); callers skip absent classes.
     """
-    mask = np.ascontiguousarray(outside_mask, dtype=np.bool_)
+    # edt is about twice as fast on uint8 as on bool input (same values)
+    mask = np.ascontiguousarray(outside_mask, dtype=np.bool_).view(np.uint8)
     dist = edt.edt(mask, anisotropy=spacing, black_border=False, parallel=1)
     return np.asarray(dist, dtype=np.float32)
 
