@@ -80,6 +80,8 @@ CASES = [
     pytest.param(LABELS_2D, 3, (0.7, 2.5), id="2d-anisotropic"),
     pytest.param(_labels_3d(), 4, (3.0, 1.0, 0.5), id="3d-anisotropic"),
     pytest.param(_labels_3d(), 5, (1.0, 1.0, 1.0), id="3d-unit-absent-class"),
+    pytest.param(_labels_3d()[:1], 4, (3.0, 1.0, 0.5), id="3d-single-slice"),
+    pytest.param(_labels_3d()[:, :, :1], 4, (3.0, 1.0, 0.5), id="3d-single-column"),
 ]
 
 

@@ -129,14 +129,18 @@ def test_identity_changes_with_code(tmp_path):
     assert "bytecode-" in ident_f and ident_f != ident_g
 
 
-def test_builtin_identity_is_stable_across_processes():
-    code = "from nnunet_lossplug.maps import get_map_kind; print(get_map_kind('rrw').identity())"
+def test_builtin_identity_is_stable_across_processes_and_maps_import_no_torch():
+    code = (
+        "import sys; from nnunet_lossplug.maps import get_map_kind; print(get_map_kind('rrw').identity()); "
+        "print(sorted(m for m in ('torch', 'nnunetv2') if m in sys.modules))"
+    )
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run(
+    identity, heavy = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    ).stdout.strip()
-    assert out == get_map_kind("rrw").identity()
-    assert "0x" not in out  # no memory addresses
+    ).stdout.split("\n")[:2]
+    assert identity == get_map_kind("rrw").identity()
+    assert "0x" not in identity  # no memory addresses
+    assert heavy == "[]"  # architecture: maps is pure numpy/scipy/edt
 
 
 def test_compute_checks_output(registered):
