@@ -1,0 +1,181 @@
+"""Evaluate a folder of predictions against a folder of ground truths: Dice, HD and HD95 in mm per class.
+
+Every case is read with nnU-Net's reader (see :mod:`nnunet_lossplug.evaluation.segmentation_io`); the
+spacing comes from the ground-truth file's header, in the array's axis order, and the prediction must have
+the same shape and (to 0.1 %) the same spacing. Metrics and the empty-structure convention are those of
+:mod:`nnunet_lossplug.evaluation.case_metrics`. Cases run in a process pool (``num_processes``, default 2)
+with a tqdm progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from nnunet_lossplug.evaluation.case_metrics import (
+    EMPTY_HD_CHOICES,
+    both_empty_metrics,
+    case_metrics,
+)
+from nnunet_lossplug.evaluation.result_io import load_label_names
+from nnunet_lossplug.evaluation.segmentation_io import (
+    infer_file_ending,
+    pair_case_files,
+    read_segmentation,
+    select_reader_class,
+)
+from nnunet_lossplug.evaluation.summary import summarize_cases
+
+SPACING_SOURCE = (
+    "ground-truth file header, read by nnU-Net's reader ({reader}); spacing in mm per array axis, in "
+    "nnU-Net's array axis order (for NIfTI/SimpleITK the reverse of the header's x, y, z order)"
+)
+
+CONVENTIONS = {
+    "hausdorff": "symmetric Hausdorff distance between boundary voxels (paper 002 eq. 7), MONAI "
+    "compute_hausdorff_distance, boundary = mask XOR erosion with the face-neighbour cross",
+    "hd95": "maximum of the two directed 95th percentiles of boundary-to-boundary distances",
+    "both_empty": "dice 1, hd 0, hd95 0",
+    "missed_or_spurious": "dice 0, hd and hd95 = {penalty}",
+}
+
+
+def _evaluate_one_case(task: tuple) -> tuple[str, dict, dict]:
+    """Worker: read one GT/prediction pair and compute its per-class metrics."""
+    case_id, gt_path, pred_path, reader_class, labels, empty_hd = task
+    gt, gt_spacing = read_segmentation(gt_path, reader_class)
+    pred, pred_spacing = read_segmentation(pred_path, reader_class)
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f"case {case_id}: prediction {pred_path} has shape {pred.shape} but ground truth {gt_path} "
+            f"has {gt.shape}; export predictions in the original image geometry (nnUNetv2_predict does)."
+        )
+    if not np.allclose(pred_spacing, gt_spacing, rtol=1e-3, atol=1e-6):
+        raise ValueError(
+            f"case {case_id}: prediction spacing {pred_spacing} differs from ground-truth spacing "
+            f"{gt_spacing}; the prediction must be written in the ground truth's geometry."
+        )
+    metrics = case_metrics(pred, gt, gt_spacing, labels=labels, empty_hd=empty_hd)
+    info = {"shape": list(gt.shape), "spacing": list(gt_spacing)}
+    return case_id, metrics, info
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _pool_context():
+    # fork lets workers share the already imported MONAI (its import alone takes seconds); spawn elsewhere
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def evaluate_folders(
+    gt_folder: str | Path,
+    pred_folder: str | Path,
+    labels: Iterable[int] | None = None,
+    num_processes: int = 2,
+    file_ending: str | None = None,
+    dataset_json: str | Path | None = None,
+    empty_hd: str = "diagonal",
+    progress: bool = True,
+) -> dict:
+    """Evaluate every ground-truth case against the prediction of the same file name.
+
+    Args:
+        gt_folder: folder of ground-truth label maps (e.g. ``nnUNet_raw/DatasetXXX/labelsTr``).
+        pred_folder: folder of predictions with the same file names.
+        labels: class labels to evaluate. Default: the non-background labels of ``dataset_json`` when
+            given, else every non-zero label found in any ground truth or prediction; a class absent from
+            a case is then scored as ``both_empty``.
+        num_processes: worker processes (default 2; 1 runs in this process).
+        file_ending: e.g. ``".nii.gz"``; default: from ``dataset_json`` or the most common readable ending
+            in ``gt_folder``.
+        dataset_json: optional nnU-Net dataset.json for labels, names, file ending and reader class.
+        empty_hd: distance for a missed or spurious structure, ``"diagonal"`` (default) or ``"nan"``;
+            see :mod:`nnunet_lossplug.evaluation.case_metrics`.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The RESULT dictionary described in :mod:`nnunet_lossplug.evaluation.result_io`.
+    """
+    if empty_hd not in EMPTY_HD_CHOICES:
+        raise ValueError(f"empty_hd must be one of {EMPTY_HD_CHOICES}, got {empty_hd!r}.")
+    if num_processes < 1:
+        raise ValueError(f"num_processes must be at least 1, got {num_processes}.")
+    label_names: dict[str, str] = {}
+    if dataset_json is not None:
+        label_names = load_label_names(dataset_json)
+        if file_ending is None:
+            file_ending = json.loads(Path(dataset_json).read_text()).get("file_ending")
+        if labels is None:
+            labels = [int(k) for k in label_names]
+    if file_ending is None:
+        file_ending = infer_file_ending(gt_folder)
+    pairs, extra_predictions = pair_case_files(gt_folder, pred_folder, file_ending)
+    first_gt = next(iter(pairs.values()))[0]
+    reader_class = select_reader_class(file_ending, first_gt, dataset_json)
+    fixed_labels = None if labels is None else sorted({int(v) for v in labels})
+    if fixed_labels is not None and any(v <= 0 for v in fixed_labels):
+        raise ValueError(f"labels must be positive class labels (0 is background), got {fixed_labels}.")
+
+    tasks = [(case, gt, pred, reader_class, fixed_labels, empty_hd) for case, (gt, pred) in pairs.items()]
+    results = _run_tasks(tasks, num_processes, progress)
+
+    cases = {case: results[case][0] for case in pairs}
+    case_info = {case: results[case][1] for case in pairs}
+    if fixed_labels is None:
+        fixed_labels = sorted({int(k) for per_case in cases.values() for k in per_case})
+        for per_case in cases.values():
+            for label in fixed_labels:
+                per_case.setdefault(str(label), both_empty_metrics())
+            ordered = {str(label): per_case[str(label)] for label in fixed_labels}
+            per_case.clear()
+            per_case.update(ordered)
+
+    penalty = "image diagonal in mm" if empty_hd == "diagonal" else "NaN (null in JSON), excluded from means"
+    return {
+        "cases": cases,
+        "summary": summarize_cases(cases, fixed_labels, case_info),
+        "labels": fixed_labels,
+        "label_names": {str(k): label_names.get(str(k), "") for k in fixed_labels if label_names.get(str(k))},
+        "case_info": case_info,
+        "spacing_source": SPACING_SOURCE.format(reader=reader_class.__name__),
+        "conventions": {**CONVENTIONS, "missed_or_spurious": CONVENTIONS["missed_or_spurious"].format(
+            penalty=penalty)},
+        "empty_hd": empty_hd,
+        "gt_folder": os.path.abspath(gt_folder),
+        "pred_folder": os.path.abspath(pred_folder),
+        "file_ending": file_ending,
+        "extra_predictions_not_evaluated": extra_predictions,
+    }
+
+
+def _run_tasks(tasks: Sequence[tuple], num_processes: int, progress: bool) -> Mapping[str, tuple[dict, dict]]:
+    results: dict[str, tuple[dict, dict]] = {}
+    parallel = num_processes > 1 and len(tasks) > 1
+    if parallel:
+        import monai.metrics  # noqa: F401  (import once, before forking: workers inherit it)
+    bar = tqdm(total=len(tasks), desc="evaluating", unit="case", disable=not progress)
+    try:
+        if not parallel:
+            for task in tasks:
+                case_id, metrics, info = _evaluate_one_case(task)
+                results[case_id] = (metrics, info)
+                bar.update()
+        else:
+            with _pool_context().Pool(min(num_processes, len(tasks)), initializer=_init_worker) as pool:
+                for case_id, metrics, info in pool.imap_unordered(_evaluate_one_case, tasks):
+                    results[case_id] = (metrics, info)
+                    bar.update()
+    finally:
+        bar.close()
+    return results

@@ -1,0 +1,158 @@
+"""Writing and reading evaluation results: RESULT.json, its per-case CSV and its summary CSV.
+
+RESULT.json layout (written by ``nnunet-lossplug evaluate``)::
+
+    {"cases": {"patient001_frame01": {"1": {"dice": 0.93, "hd": 4.1, "hd95": 2.9, "status": "both_present",
+                                            "gt_voxels": 5120, "pred_voxels": 5012}, ...}, ...},
+     "summary": {"n_cases": ..., "classes": {"1": {"dice": {"mean": ..., "std": ..., ...}, ...}},
+                 "mean_over_classes": {...}},
+     "labels": [1, 2, 3], "label_names": {"1": "RV", ...},
+     "case_info": {"patient001_frame01": {"shape": [...], "spacing": [...]}},
+     "spacing_source": "...", "conventions": {...}, ...}
+
+Distances are in mm. JSON has no NaN, so an undefined value is written as ``null`` and read back as NaN.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+from nnunet_lossplug.evaluation.summary import METRICS
+
+
+def to_json_compatible(value):
+    """Replace non-finite floats by ``None`` recursively (strict JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_json_compatible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_compatible(v) for v in value]
+    return value
+
+
+def companion_paths(out_json: str | Path) -> tuple[Path, Path]:
+    """Per-case and summary CSV paths written beside ``out_json``: ``X.csv`` and ``X_summary.csv``."""
+    out_json = Path(out_json)
+    stem = out_json.name[: -len(".json")] if out_json.name.endswith(".json") else out_json.name
+    return out_json.with_name(f"{stem}.csv"), out_json.with_name(f"{stem}_summary.csv")
+
+
+def write_result_files(result: Mapping, out_json: str | Path) -> tuple[Path, Path, Path]:
+    """Write ``out_json`` and its two CSV companions; return the three paths.
+
+    The per-case CSV has one row per case and class (``case, label, name, dice, hd, hd95, status,
+    gt_voxels, pred_voxels``); the summary CSV one row per class with mean, std and the status counts.
+    """
+    out_json = Path(out_json)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(to_json_compatible(result), indent=2, allow_nan=False) + "\n")
+    case_csv, summary_csv = companion_paths(out_json)
+    names = result.get("label_names", {})
+
+    columns = ["case", "label", "name", *METRICS, "status", "gt_voxels", "pred_voxels"]
+    with case_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for case, per_class in result["cases"].items():
+            for label, entry in per_class.items():
+                writer.writerow(
+                    [case, label, names.get(label, ""), *(_csv_number(entry[m]) for m in METRICS),
+                     entry.get("status", ""), entry.get("gt_voxels", ""), entry.get("pred_voxels", "")]
+                )
+
+    classes = result["summary"]["classes"]
+    with summary_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["label", "name", "n_cases"]
+            + [f"{m}_{s}" for m in METRICS for s in ("mean", "std", "median", "n")]
+            + ["both_present", "both_empty", "missed", "spurious", "gt_voxel_percent"]
+        )
+        for label, stats in classes.items():
+            counts = stats["status_counts"]
+            writer.writerow(
+                [label, names.get(label, ""), result["summary"]["n_cases"]]
+                + [_csv_number(stats[m][s]) for m in METRICS for s in ("mean", "std", "median", "n")]
+                + [counts["both_present"], counts["both_empty"], counts["missed"], counts["spurious"],
+                   _csv_number(stats["gt_voxel_percent"])]
+            )
+    return out_json, case_csv, summary_csv
+
+
+def _csv_number(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def _nan_for_null(value):
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return math.nan if value is None else value
+
+
+def load_result(path: str | Path) -> dict:
+    """Read a RESULT.json written by ``nnunet-lossplug evaluate``; ``null`` metric values become NaN.
+
+    Raises:
+        ValueError: if the file lacks ``cases`` or a case/class entry lacks ``dice``, ``hd`` or ``hd95``.
+    """
+    path = Path(path)
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), dict):
+        raise ValueError(
+            f"{path} is not an evaluation result: expected a JSON object with a 'cases' mapping "
+            "(written by `nnunet-lossplug evaluate`)."
+        )
+    for case, per_class in data["cases"].items():
+        for label, entry in per_class.items():
+            missing = [m for m in METRICS if m not in entry]
+            if missing:
+                raise ValueError(
+                    f"{path}: case {case!r}, class {label!r} lacks {missing}; expected keys {list(METRICS)}."
+                )
+            for metric in METRICS:
+                entry[metric] = math.nan if entry[metric] is None else float(entry[metric])
+    if "summary" in data:
+        data["summary"] = _nan_for_null(data["summary"])
+    return data
+
+
+def load_label_names(dataset_json: str | Path) -> dict[str, str]:
+    """``{str(label): name}`` from an nnU-Net dataset.json ``labels`` entry (background and regions skipped).
+
+    nnU-Net stores ``{"background": 0, "RV": 1, ...}``; region-based entries (lists of labels) have no
+    single label and are left out.
+    """
+    content = json.loads(Path(dataset_json).read_text())
+    labels = content.get("labels")
+    if not isinstance(labels, dict):
+        raise ValueError(f"{dataset_json} has no 'labels' mapping (expected nnU-Net's dataset.json format).")
+    return {str(v): str(k) for k, v in labels.items() if isinstance(v, int) and v != 0}
+
+
+def display_name(path: str | Path) -> str:
+    """Short name of a result file for tables and legends: its stem, or its folder for generic stems.
+
+    ``runs/RRW/evaluation.json`` -> ``"RRW"``; ``RRW_fold0.json`` -> ``"RRW_fold0"``.
+    """
+    p = Path(path)
+    stem = p.name[: -len(".json")] if p.name.endswith(".json") else p.name
+    if stem in ("evaluation", "result", "results", "summary") and p.parent.name:
+        return p.parent.name
+    return stem
+
+
+def result_label_names(result: Mapping) -> dict[str, str]:
+    """The ``label_names`` stored in a result, or an empty mapping."""
+    names = result.get("label_names") or {}
+    return {str(k): str(v) for k, v in names.items()}
