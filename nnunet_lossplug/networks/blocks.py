@@ -4,11 +4,13 @@ Everything here is pure torch. The layer factory :class:`LayerOps` maps a convol
 (``nn.Conv2d`` or ``nn.Conv3d``, as nnU-Net's plans store it) to the matching normalisation,
 transposed convolution and pooling classes, so that one network definition serves 2D and 3D.
 
-Bias convention (both networks): a convolution that is *directly* followed by a normalisation layer has
-no bias. Instance (and batch) normalisation subtracts the per-channel mean, which removes any constant
-added per channel, so such a bias is a dead parameter whose gradient is exactly zero; the
-normalisation's affine shift plays its role. All other convolutions (segmentation heads, transposed
-convolutions, convolutions feeding a residual sum) have a bias.
+Bias convention (both networks): a convolution has a bias only if its output can reach the logits
+without passing through a normalisation first. Instance (and batch) normalisation subtracts the
+per-channel mean, which removes any constant added per channel, so a bias that meets a normalisation on
+every path is a dead parameter with an exactly zero gradient (the normalisation's affine shift plays its
+role). In the post-activation residual blocks of the RDD network the identity path carries a bias past
+the normalisations to a non-linearity (transposed convolutions keep theirs); in the unified U-Net, whose
+pre-activation blocks normalise every path, only the segmentation heads have a bias.
 """
 
 from __future__ import annotations
@@ -73,11 +75,13 @@ class LayerOps:
             bias=bias,
         )
 
-    def transposed_conv(self, in_channels: int, out_channels: int, stride: Sequence[int]) -> nn.Module:
+    def transposed_conv(
+        self, in_channels: int, out_channels: int, stride: Sequence[int], bias: bool = True
+    ) -> nn.Module:
         """Transposed convolution with kernel = stride: exact ``stride``-fold upsampling, as in nnU-Net."""
         transposed = nn.ConvTranspose3d if self.dims == 3 else nn.ConvTranspose2d
         factor = per_axis(stride, self.dims, "stride")
-        return transposed(in_channels, out_channels, factor, stride=factor, bias=True)
+        return transposed(in_channels, out_channels, factor, stride=factor, bias=bias)
 
     def max_pool(self, stride: Sequence[int]) -> nn.Module:
         """Max pooling with kernel = stride (non-overlapping windows)."""
@@ -107,8 +111,9 @@ class PreActivationResidualBlock(nn.Module):
 
     ``y = x + conv2(act(norm2(conv1(act(norm1(x))))))`` with two ``kernel_size`` convolutions that keep
     the number of channels and the spatial size. The identity path is a plain addition, so the block
-    can represent the identity map (zero ``conv2`` weights and bias give ``y = x``). Used by the unified
-    U-Net (paper 000, Sec. IV-A: "residual connections [10]").
+    can represent the identity map (zero ``conv2`` weights give ``y = x``). Used by the unified U-Net
+    (paper 000, Sec. IV-A: "residual connections [10]"), where every block output is normalised before
+    it is used, so neither convolution has a bias (see the module's bias convention).
     """
 
     def __init__(self, ops: LayerOps, channels: int, kernel_size: Sequence[int]) -> None:
@@ -116,7 +121,7 @@ class PreActivationResidualBlock(nn.Module):
         self.norm_act1 = ops.norm_act(channels)
         self.conv1 = ops.conv_layer(channels, channels, kernel_size, bias=False)  # followed by norm2
         self.norm_act2 = ops.norm_act(channels)
-        self.conv2 = ops.conv_layer(channels, channels, kernel_size, bias=True)
+        self.conv2 = ops.conv_layer(channels, channels, kernel_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.norm_act2(self.conv1(self.norm_act1(x))))

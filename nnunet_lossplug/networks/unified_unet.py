@@ -51,7 +51,7 @@ class UnifiedUNetEncoder(nn.Module):
         self.levels = nn.ModuleList()
         in_channels = input_channels
         for level, (channels, kernel, stride) in enumerate(zip(features, kernel_sizes, strides, strict=True)):
-            entry = ops.conv_layer(in_channels, channels, kernel, stride=stride if level else 1, bias=True)
+            entry = ops.conv_layer(in_channels, channels, kernel, stride=stride if level else 1, bias=False)
             blocks = [PreActivationResidualBlock(ops, channels, kernel) for _ in range(n_blocks_per_level)]
             self.levels.append(nn.Sequential(entry, *blocks, ops.norm_act(channels)))
             in_channels = channels
@@ -102,8 +102,10 @@ class UnifiedUNetDecoder(nn.Module):
         self.levels = nn.ModuleList()
         for level in range(n_levels - 1):  # indexed by level; forward runs them from level L-2 down to 0
             channels, kernel = features[level], kernel_sizes[level]
-            self.upsamplers.append(ops.transposed_conv(features[level + 1], channels, strides[level + 1]))
-            self.merges.append(ops.conv_layer(2 * channels, channels, kernel, bias=True))
+            self.upsamplers.append(
+                ops.transposed_conv(features[level + 1], channels, strides[level + 1], bias=False)
+            )
+            self.merges.append(ops.conv_layer(2 * channels, channels, kernel, bias=False))
             blocks = [PreActivationResidualBlock(ops, channels, kernel) for _ in range(n_blocks_per_level)]
             self.levels.append(nn.Sequential(*blocks, ops.norm_act(channels)))
         self.heads = nn.ModuleList(
