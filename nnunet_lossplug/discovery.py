@@ -1,0 +1,64 @@
+"""Make nnU-Net's unchanged CLI find our trainers.
+
+nnU-Net v2 (>= 2.6) searches the folders listed in the environment variable ``nnUNet_extTrainer``
+(``os.pathsep``-separated) when a trainer named with ``-tr`` is not one of its own. The installed
+``nnunet-lossplug.pth`` file calls :func:`register_trainer_folder` when Python starts, which appends our
+trainer folder to that variable (keeping whatever the user already listed). Nothing is copied into nnU-Net
+and nothing of nnU-Net is edited. ``NNUNET_LOSSPLUG_NO_AUTOREGISTER=1`` turns the start-up hook off; then
+``nnunet-lossplug env`` prints the line to put in a shell profile instead.
+
+This module is imported at interpreter start-up: it must import nothing heavy and never raise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "nnUNet_extTrainer"
+OPT_OUT_VAR = "NNUNET_LOSSPLUG_NO_AUTOREGISTER"
+_MARKER = "lossplug_region_wise.py"  # a file every copy of our trainer folder has
+
+
+def trainers_folder() -> Path:
+    """The folder holding our ``nnUNetTrainer`` subclasses.
+
+    An installed wheel carries it as ``nnunet_lossplug/trainers``; a source checkout or an editable install
+    uses the live ``trainers/`` folder next to the package, so edits take effect without reinstalling.
+    """
+    package_dir = Path(__file__).resolve().parent
+    source_checkout = package_dir.parent / "trainers"
+    if (source_checkout / _MARKER).is_file():
+        return source_checkout
+    return package_dir / "trainers"
+
+
+def ext_trainer_value(existing: str | None = None) -> str:
+    """The value of ``nnUNet_extTrainer`` with our folder appended to ``existing`` (once)."""
+    folder = str(trainers_folder())
+    entries = [p for p in (existing or "").split(os.pathsep) if p]
+    if folder not in entries:
+        entries.append(folder)
+    return os.pathsep.join(entries)
+
+
+def is_registered(environ: dict[str, str] | None = None) -> bool:
+    """Whether ``nnUNet_extTrainer`` in ``environ`` (default: this process) lists our trainer folder."""
+    env = os.environ if environ is None else environ
+    folder = str(trainers_folder())
+    return folder in [p for p in env.get(ENV_VAR, "").split(os.pathsep) if p]
+
+
+def register_trainer_folder() -> None:
+    """Append our trainer folder to ``nnUNet_extTrainer`` in this process (inherited by child processes)."""
+    try:
+        if os.environ.get(OPT_OUT_VAR, "") not in ("", "0"):
+            return
+        os.environ[ENV_VAR] = ext_trainer_value(os.environ.get(ENV_VAR))
+    except Exception:  # noqa: BLE001 - a start-up hook must never break the interpreter
+        return
+
+
+def shell_export_line() -> str:
+    """The line to add to a shell profile where the start-up hook is off or ``.pth`` files are not run."""
+    return f'export {ENV_VAR}="${{{ENV_VAR}:+${{{ENV_VAR}}}{os.pathsep}}}{trainers_folder()}"'

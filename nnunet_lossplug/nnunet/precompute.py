@@ -1,0 +1,258 @@
+"""The dataset preprocessing hook: RW maps and class statistics computed once, beside nnU-Net's data.
+
+``nnunet-lossplug precompute -d DATASET -c CONFIGURATION`` (or a trainer that needs maps, on its first
+start) reads every preprocessed case of the configuration, computes the requested RW maps on the **whole
+3D case** with the case's preprocessed spacing (paper 002 Sec. 4: maps on the 3D images, 2D models on
+slices) and the class voxel counts, and writes them to a sibling folder of nnU-Net's data::
+
+    nnUNet_preprocessed/DatasetXXX/lossplug_cache/<plans>__<configuration>__<kind>__<hash>/
+        cache_key.json        what produced the folder (dataset, plans, configuration, map kind and code)
+        <case>.npy            encoded map channels, float16 (see map_codecs)
+        <case>.json           the case's fingerprint (segmentation hash and file stats), class voxel counts
+
+The hash in the folder name covers everything that determines the stored values, so a different plan,
+configuration, map kind or map parameter never reads another's files; ``cache_key.json`` is checked too.
+Per case, the sidecar records the segmentation it was computed from: a case whose segmentation changed
+(re-preprocessing with other data) is recomputed, a case with no sidecar or a truncated map file (a crash
+mid-write cannot leave one, writes are atomic, but a disk can) is recomputed, and nothing is used unchecked.
+Builds hold a file lock, so two trainings starting at once compute each case once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from nnunet_lossplug.nnunet.atomic import file_lock, write_json_atomic, write_npy_atomic
+from nnunet_lossplug.nnunet.map_codecs import MapCodec
+from nnunet_lossplug.nnunet.source import PreprocessedSource
+
+CACHE_DIRNAME = "lossplug_cache"
+STATISTICS_NAME = "statistics"
+
+
+class MapCacheError(RuntimeError):
+    """A map cache that cannot be used; the message names the command that fixes it."""
+
+
+def _fix_command(source: PreprocessedSource, kind: str) -> str:
+    return (
+        f"nnunet-lossplug precompute -d {source.dataset_name} -c {source.configuration} "
+        f"-p {source.plans_identifier} --maps {kind} --force"
+    )
+
+
+def _short_hash(payload: dict) -> str:
+    return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=6).hexdigest()
+
+
+def segmentation_hash(seg: np.ndarray) -> str:
+    """Content hash of a segmentation array (shape, dtype and bytes)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str((seg.shape, str(seg.dtype))).encode())
+    digest.update(np.ascontiguousarray(seg).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What one run of the hook did."""
+
+    folder: Path
+    cases_total: int
+    cases_computed: int
+    seconds: float
+    bytes_written: int
+
+    def line(self) -> str:
+        return (
+            f"[nnunet-lossplug] {self.folder.name}: {self.cases_computed}/{self.cases_total} cases computed "
+            f"in {self.seconds:.1f} s, {self.bytes_written / 2**20:.1f} MiB written -> {self.folder}"
+        )
+
+
+class CaseCache:
+    """Per-case precomputed maps of one codec (or only the class statistics when ``codec`` is None)."""
+
+    def __init__(self, source: PreprocessedSource, codec: MapCodec | None):
+        self.source = source
+        self.codec = codec
+        self.kind_name = codec.name if codec is not None else STATISTICS_NAME
+        self.key = {
+            "dataset": source.dataset_name,
+            "plans_identifier": source.plans_identifier,
+            "configuration": source.configuration,
+            "data_identifier": source.data_identifier,
+            "plans_fingerprint": source.plans_fingerprint,
+            "num_classes": source.num_classes,
+            "codec": codec.identity() if codec is not None else STATISTICS_NAME,
+        }
+        name = f"{source.plans_identifier}__{source.configuration}__{self.kind_name}__{_short_hash(self.key)}"
+        self.folder = source.preprocessed_base / CACHE_DIRNAME / name
+
+    # ---------------------------------------------------------------- paths
+    def map_path(self, identifier: str) -> Path:
+        return self.folder / f"{identifier}.npy"
+
+    def sidecar_path(self, identifier: str) -> Path:
+        return self.folder / f"{identifier}.json"
+
+    @property
+    def stores_maps(self) -> bool:
+        return self.codec is not None and self.codec.channels() > 0
+
+    # ---------------------------------------------------------------- validity
+    def _key_matches(self) -> bool:
+        key_file = self.folder / "cache_key.json"
+        if not key_file.is_file():
+            return False
+        try:
+            return json.loads(key_file.read_text()) == self.key
+        except (OSError, ValueError):
+            return False
+
+    def _read_sidecar(self, identifier: str) -> dict | None:
+        try:
+            return json.loads(self.sidecar_path(identifier).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def case_is_valid(self, identifier: str) -> bool:
+        """Sidecar present, segmentation unchanged, map file complete."""
+        sidecar = self._read_sidecar(identifier)
+        if sidecar is None:
+            return False
+        if self.stores_maps:
+            path = self.map_path(identifier)
+            if not path.is_file() or path.stat().st_size != sidecar.get("map_bytes"):
+                return False
+        if sidecar.get("seg_files") == self.source.segmentation_file_stats(identifier):
+            return True
+        # files were rewritten (re-preprocessing, unpacking): compare the content itself
+        return sidecar.get("seg_hash") == segmentation_hash(self.source.load_segmentation(identifier))
+
+    def invalid_cases(self, identifiers: Iterable[str]) -> list[str]:
+        if not self._key_matches():
+            return list(identifiers)
+        return [i for i in identifiers if not self.case_is_valid(i)]
+
+    # ---------------------------------------------------------------- building
+    def ensure(
+        self, identifiers: Sequence[str] | None = None, num_processes: int = 2, force: bool = False,
+        progress: bool = True,
+    ) -> BuildSummary:
+        """Compute every case that is missing, stale or (with ``force``) all of them; returns a summary."""
+        identifiers = list(self.source.identifiers() if identifiers is None else identifiers)
+        start = time.perf_counter()
+        with file_lock(self.source.preprocessed_base / CACHE_DIRNAME / f".{self.folder.name}.lock"):
+            todo = list(identifiers) if force else self.invalid_cases(identifiers)
+            written = 0
+            if todo:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(self.folder / "cache_key.json", self.key)
+                written = self._compute(todo, num_processes, progress)
+        return BuildSummary(self.folder, len(identifiers), len(todo), time.perf_counter() - start, written)
+
+    def _compute(self, identifiers: list[str], num_processes: int, progress: bool) -> int:
+        bar = tqdm(total=len(identifiers), desc=f"lossplug {self.kind_name}", unit="case", disable=not progress)
+        written = 0
+        try:
+            if num_processes <= 1 or len(identifiers) == 1 or os.name != "posix":
+                for identifier in identifiers:
+                    written += self.compute_case(identifier)
+                    bar.update()
+            else:
+                # forked workers inherit this cache object, so users' map functions defined in trainer files
+                # (which nnU-Net imports from a folder it then removes from sys.path) need no pickling
+                global _ACTIVE_CACHE
+                _ACTIVE_CACHE = self
+                try:
+                    ctx = multiprocessing.get_context("fork")
+                    with ctx.Pool(min(num_processes, len(identifiers))) as pool:
+                        for nbytes in pool.imap_unordered(_compute_case, identifiers):
+                            written += nbytes
+                            bar.update()
+                finally:
+                    _ACTIVE_CACHE = None
+        finally:
+            bar.close()
+        return written
+
+    def compute_case(self, identifier: str) -> int:
+        """Compute and write one case; returns the bytes written."""
+        seg = self.source.load_segmentation(identifier)
+        labels = self.source.labels_for_maps(seg, identifier)
+        counts = np.bincount(labels.ravel(), minlength=self.source.num_classes)[: self.source.num_classes]
+        sidecar = {
+            "seg_hash": segmentation_hash(seg),
+            "seg_files": self.source.segmentation_file_stats(identifier),
+            "class_voxel_counts": [int(c) for c in counts],
+            "shape": list(labels.shape),
+            "spacing": list(self.source.case_spacing(identifier)),
+            "map_bytes": None,
+        }
+        written = 0
+        if self.stores_maps:
+            assert self.codec is not None
+            encoded = self.codec.encode(labels, self.source.case_spacing(identifier))
+            sidecar["map_bytes"] = write_npy_atomic(self.map_path(identifier), encoded)
+            written += sidecar["map_bytes"]
+        write_json_atomic(self.sidecar_path(identifier), sidecar)
+        return written + self.sidecar_path(identifier).stat().st_size
+
+    # ---------------------------------------------------------------- reading
+    def load(self, identifier: str) -> np.ndarray | None:
+        """Memory-mapped encoded channels of one case (None for a codec that stores nothing)."""
+        if not self.stores_maps:
+            return None
+        path = self.map_path(identifier)
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise MapCacheError(
+                f"The precomputed '{self.kind_name}' map of case {identifier} cannot be read ({path}: {err}). "
+                f"Rebuild the cache with: {_fix_command(self.source, self.kind_name)}"
+            ) from err
+
+    def class_voxel_counts(self, identifiers: Iterable[str]) -> np.ndarray:
+        """Sum of the class voxel counts of ``identifiers`` (background = label 0 and nnU-Net's -1)."""
+        total = np.zeros(self.source.num_classes, dtype=np.int64)
+        for identifier in identifiers:
+            sidecar = self._read_sidecar(identifier)
+            if sidecar is None:
+                raise MapCacheError(
+                    f"No class statistics for case {identifier} in {self.folder}. "
+                    f"Run: {_fix_command(self.source, self.kind_name)}"
+                )
+            total += np.asarray(sidecar["class_voxel_counts"], dtype=np.int64)
+        return total
+
+
+_ACTIVE_CACHE: CaseCache | None = None
+
+
+def _compute_case(identifier: str) -> int:
+    assert _ACTIVE_CACHE is not None
+    return _ACTIVE_CACHE.compute_case(identifier)
+
+
+def precompute(
+    source: PreprocessedSource, codecs: Sequence[MapCodec | None], num_processes: int = 2, force: bool = False,
+    progress: bool = True,
+) -> list[BuildSummary]:
+    """Run the hook for several map kinds (``None`` = class statistics only) and print one summary line each."""
+    summaries = []
+    for codec in codecs:
+        summary = CaseCache(source, codec).ensure(num_processes=num_processes, force=force, progress=progress)
+        print(summary.line(), flush=True)
+        summaries.append(summary)
+    return summaries

@@ -1,0 +1,157 @@
+"""One nnU-Net preprocessed configuration, seen from the precompute hook: cases, segmentations, spacings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from batchgenerators.utilities.file_and_folder_operations import load_json, load_pickle
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+
+class UnsupportedDatasetError(RuntimeError):
+    """A dataset configuration the plugin's losses cannot train on; the message names the alternative."""
+
+
+@dataclass(frozen=True)
+class PreprocessedSource:
+    """The preprocessed data of one dataset, plans identifier and configuration."""
+
+    dataset_name: str
+    plans_identifier: str
+    configuration: str
+    preprocessed_base: Path
+    plans: dict
+    dataset_json: dict
+
+    @classmethod
+    def from_names(cls, dataset: str | int, configuration: str, plans_identifier: str = "nnUNetPlans"):
+        """Locate a dataset (name or id) under ``$nnUNet_preprocessed`` after ``nnUNetv2_plan_and_preprocess``."""
+        dataset_name = maybe_convert_to_dataset_name(dataset)
+        base = Path(nnUNet_preprocessed.require()) / dataset_name
+        plans_file = base / f"{plans_identifier}.json"
+        if not plans_file.is_file():
+            raise FileNotFoundError(
+                f"No plans file {plans_file}. Run nnUNetv2_plan_and_preprocess -d {dataset_name} first "
+                f"(or pass the plans identifier you used with -p)."
+            )
+        return cls(dataset_name, plans_identifier, configuration, base, load_json(str(plans_file)),
+                   load_json(str(base / "dataset.json")))
+
+    @cached_property
+    def plans_manager(self) -> PlansManager:
+        return PlansManager(self.plans)
+
+    @cached_property
+    def configuration_manager(self):
+        if self.configuration not in self.plans_manager.available_configurations:
+            raise ValueError(
+                f"Configuration '{self.configuration}' is not in plans {self.plans_identifier} "
+                f"(available: {self.plans_manager.available_configurations})."
+            )
+        return self.plans_manager.get_configuration(self.configuration)
+
+    @cached_property
+    def label_manager(self):
+        return self.plans_manager.get_label_manager(self.dataset_json)
+
+    @property
+    def data_identifier(self) -> str:
+        return self.configuration_manager.data_identifier
+
+    @property
+    def data_folder(self) -> Path:
+        return self.preprocessed_base / self.data_identifier
+
+    @cached_property
+    def num_classes(self) -> int:
+        check_label_setup(self.label_manager)
+        return len(self.label_manager.all_labels)
+
+    @cached_property
+    def plans_fingerprint(self) -> str:
+        """Hash of everything in the plans that changes the preprocessed segmentations and spacings."""
+        relevant = {
+            "configuration": self.plans["configurations"][self.configuration],
+            "transpose_forward": self.plans.get("transpose_forward"),
+            "labels": self.dataset_json.get("labels"),
+        }
+        return hashlib.blake2b(json.dumps(relevant, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+    @cached_property
+    def _dataset_class(self):
+        if not self.data_folder.is_dir():
+            raise FileNotFoundError(
+                f"No preprocessed data in {self.data_folder}. Run nnUNetv2_plan_and_preprocess -d "
+                f"{self.dataset_name} -c {self.configuration} first."
+            )
+        return infer_dataset_class(str(self.data_folder))
+
+    def identifiers(self) -> list[str]:
+        return sorted(self._dataset_class.get_identifiers(str(self.data_folder)))
+
+    def load_segmentation(self, identifier: str) -> np.ndarray:
+        """The preprocessed segmentation ``(1, *spatial)`` as nnU-Net stored it (with -1 outside the crop)."""
+        dataset = self._dataset_class(str(self.data_folder), [identifier])
+        _, seg, _, _ = dataset.load_case(identifier)
+        return np.asarray(seg[:])
+
+    def segmentation_file_stats(self, identifier: str) -> list[list]:
+        """``[name, size, mtime_ns]`` of each file that can hold this case's segmentation."""
+        stats = []
+        for name in (f"{identifier}_seg.b2nd", f"{identifier}.npz", f"{identifier}_seg.npy"):
+            path = self.data_folder / name
+            if path.is_file():
+                st = path.stat()
+                stats.append([name, st.st_size, st.st_mtime_ns])
+        return stats
+
+    def labels_for_maps(self, seg: np.ndarray, identifier: str) -> np.ndarray:
+        """The label map the maps are computed from: channel 0, nnU-Net's -1 (outside the nonzero crop) -> 0.
+
+        nnU-Net's training pipeline turns -1 into background (``RemoveLabelTansform(-1, 0)``), so the maps do too.
+        """
+        labels = np.asarray(seg[0]).astype(np.int16, copy=True)
+        labels[labels < 0] = 0
+        if labels.size and labels.max() >= self.num_classes:
+            raise ValueError(
+                f"Case {identifier} has label {int(labels.max())} but dataset.json declares {self.num_classes} "
+                f"labels {self.label_manager.all_labels}. Fix dataset.json or the label files and preprocess again."
+            )
+        return labels
+
+    def case_spacing(self, identifier: str) -> tuple[float, ...]:
+        """Voxel spacing of the preprocessed case in nnU-Net's axis order (mm).
+
+        nnU-Net resamples to the configuration's target spacing; in a 2d configuration the target spacing has
+        two entries and the axis between slices keeps the case's own (transposed) spacing.
+        """
+        properties = load_pickle(str(self.data_folder / f"{identifier}.pkl"))
+        original = [properties["spacing"][i] for i in self.plans_manager.transpose_forward]
+        target = list(self.configuration_manager.spacing)
+        if len(target) < len(original):
+            target = [original[0]] + target
+        return tuple(float(s) for s in target)
+
+
+def check_label_setup(label_manager) -> None:
+    """Refuse region-based training and ignore labels, which softmax losses cannot represent."""
+    if label_manager.has_regions:
+        raise UnsupportedDatasetError(
+            "This dataset uses region-based training (overlapping regions, sigmoid outputs). The plugin's losses "
+            "and RW maps are defined for mutually exclusive classes with a softmax (paper 002 eq. 1), so they are "
+            "not applicable. Train with nnU-Net's nnUNetTrainer, or convert the labels to exclusive classes."
+        )
+    if label_manager.has_ignore_label:
+        raise UnsupportedDatasetError(
+            f"This dataset declares an ignore label ({label_manager.ignore_label}). RW maps need every voxel "
+            f"to belong to a class, so the plugin's trainers do not support ignore labels. Remove the 'ignore' "
+            f"entry from dataset.json (relabel those voxels), or train with nnU-Net's nnUNetTrainer."
+        )
