@@ -96,7 +96,8 @@ def hausdorff_distances_mm(
         gt_mask: non-empty boolean array of the same shape, the ground truth.
         spacing: voxel size along each array axis, in the array's axis order (nnU-Net's
             ``properties['spacing']`` order), normally mm.
-        percentile: percentile for the robust distance; default 95 (HD95).
+        percentile: percentile for the robust distance, in ``(0, 100]``; default 95 (HD95). 0 is
+            refused because MONAI reads a zero percentile as "no percentile" and returns the maximum.
 
     Returns:
         ``(hd, hd_percentile)`` as Python floats.
@@ -105,8 +106,8 @@ def hausdorff_distances_mm(
         ValueError: on shape/spacing mismatch or when a mask is empty (use the convention in
             :mod:`nnunet_lossplug.evaluation.case_metrics` for empty structures).
     """
-    if not 0.0 <= percentile <= 100.0:
-        raise ValueError(f"percentile must lie in [0, 100], got {percentile}.")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile}.")
     pred, gt, spacing_t = _validate_masks_and_spacing(pred_mask, gt_mask, spacing)
     pred, kept_spacing = drop_singleton_axes(pred, spacing_t)
     gt, _ = drop_singleton_axes(gt, spacing_t)
