@@ -81,9 +81,7 @@ class LossSpec:
         return False
 
     def describe(self) -> str:
-        args = ", ".join(
-            f"{k}={v.describe() if isinstance(v, LossSpec) else v!r}" for k, v in self.kwargs.items()
-        )
+        args = ", ".join(f"{k}={v.describe() if isinstance(v, LossSpec) else repr(v)}" for k, v in self.kwargs.items())
         return f"{getattr(self.factory, '__name__', repr(self.factory))}({args})"
 
 

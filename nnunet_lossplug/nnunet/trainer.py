@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -124,6 +124,9 @@ class LossPlugTrainer(nnUNetTrainer):
     - ``grad_clip``: L2 norm for gradient clipping (nnU-Net's 12 by default; paper 000 uses 5).
     - ``epochs``, ``iterations_per_epoch``, ``val_iterations_per_epoch``: None keeps nnU-Net's 1000 / 250 / 50.
     - ``rectification_check_cases``: how many training cases the start-up rectification check reads.
+    - ``network_builder``: a function with the signature of nnU-Net's ``build_network_architecture``
+      (None = nnU-Net's network from the plans); used for training and by ``nnUNetv2_predict``.
+    - ``reference``: the paper, table or equation the trainer reproduces (shown by ``nnunet-lossplug trainers``).
     """
 
     loss_spec: ClassVar[LossSpec | None] = None
@@ -136,6 +139,8 @@ class LossPlugTrainer(nnUNetTrainer):
     iterations_per_epoch: ClassVar[int | None] = None
     val_iterations_per_epoch: ClassVar[int | None] = None
     rectification_check_cases: ClassVar[int] = 3
+    network_builder: ClassVar[Callable[..., nn.Module] | None] = None
+    reference: ClassVar[str] = ""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):  # noqa: B008 - nnU-Net's signature
@@ -162,6 +167,14 @@ class LossPlugTrainer(nnUNetTrainer):
         self._criterion: DeepSupervisionLoss | None = None
 
     # ------------------------------------------------------------------ declarations, resolved
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        """nnU-Net's hook (a classmethod here, so a declared ``network_builder`` is seen at inference too)."""
+        builder = cls.network_builder or nnUNetTrainer.build_network_architecture
+        return builder(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                       enable_deep_supervision)
+
     @classmethod
     def map_kind(cls) -> MapKind | None:
         if cls.rw_map is None:

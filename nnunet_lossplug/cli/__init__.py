@@ -1,0 +1,38 @@
+"""The ``nnunet-lossplug`` command: one subcommand per module of this package.
+
+Each module exposes ``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit code``).
+Modules are imported only when the command runs, so ``nnunet-lossplug env`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SUBCOMMAND_MODULES = ("env", "precompute", "trainers", "evaluate", "compare", "plot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnunet-lossplug",
+        description="Region-wise, Dice-family and deep-supervision losses for an unchanged nnU-Net v2.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"nnunet_lossplug.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from nnunet_lossplug.cli import main
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+"""``nnunet-lossplug precompute``: the dataset preprocessing hook, run after nnUNetv2_plan_and_preprocess."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "precompute",
+        help="compute RW maps and class statistics for a preprocessed dataset (run after planning)",
+        description=(
+            "For every preprocessed case of DATASET / CONFIGURATION, compute the requested RW maps on the whole "
+            "3D case with its preprocessed spacing, and the class voxel counts, and store them beside nnU-Net's "
+            "data (nnUNet_preprocessed/DatasetXXX/lossplug_cache/). Valid caches are reused, stale ones rebuilt. "
+            "Trainers run this themselves when needed; running it ahead keeps the first epoch fast."
+        ),
+    )
+    parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
+    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 2d or 3d_fullres")
+    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("--maps", default="rrw",
+                        help="comma-separated map kinds (rrw, boundary, distance, rrw_reference, ac, cao, or a kind "
+                             "you registered), or 'none' for class statistics only (default: rrw)")
+    parser.add_argument("-np", "--num-processes", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes (default: 2)")
+    parser.add_argument("--force", action="store_true", help="recompute every case even if the cache is valid")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_lossplug.nnunet.map_codecs import codec_for
+    from nnunet_lossplug.nnunet.precompute import precompute
+    from nnunet_lossplug.nnunet.source import PreprocessedSource
+
+    source = PreprocessedSource.from_names(args.dataset, args.configuration, args.plans)
+    kinds = [k.strip() for k in args.maps.split(",") if k.strip() and k.strip() != "none"]
+    codecs = [None] + [codec_for(kind, source.num_classes) for kind in kinds]  # statistics always
+    precompute(source, codecs, num_processes=args.num_processes, force=args.force)
+    return 0
