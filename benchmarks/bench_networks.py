@@ -50,7 +50,9 @@ def build_plain_conv_unet(in_channels: int, classes: int) -> nn.Module:
     """nnU-Net's default network for this plan, built the way nnU-Net builds it."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-    return get_network_from_plans(PLAIN_CLASS, PLAN_2D, REQ_IMPORT, in_channels, classes, deep_supervision=True)
+    return get_network_from_plans(
+        PLAIN_CLASS, PLAN_2D, REQ_IMPORT, in_channels, classes, deep_supervision=True
+    )
 
 
 def builders() -> dict[str, Callable[[int, int], nn.Module]]:
@@ -108,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
     _, base_params, base_flops, base_seconds = rows[0]
     print(
-        f"forward+backward, batch {args.batch} x 1 x {args.patch[0]}x{args.patch[1]}, {args.classes} classes, "
-        f"deep supervision on, CPU, {args.threads} threads, median of {args.iterations}; torch {torch.__version__}"
+        f"forward+backward, batch {args.batch} x 1 x {args.patch[0]}x{args.patch[1]}, "
+        f"{args.classes} classes, deep supervision on, CPU, {args.threads} threads, "
+        f"median of {args.iterations}; torch {torch.__version__}"
     )
-    header = (
-        f"{'network':<26}{'params (M)':>12}{'x plain':>9}{'GFLOP/step':>12}{'x plain':>9}{'s/step':>9}{'x plain':>9}"
-    )
+    ratio = f"{'x plain':>9}"
+    header = f"{'network':<26}{'params (M)':>12}{ratio}{'GFLOP/step':>12}{ratio}{'s/step':>9}{ratio}"
     print(header)
     print("-" * len(header))
     for name, parameters, flops, seconds in rows:

@@ -79,7 +79,9 @@ def nnunet_scales(strides) -> list[list[float]]:
 )
 def test_builders_read_nnunet_plans_and_honour_the_deep_supervision_switch(builder, plan, shape, n_outputs):
     torch.manual_seed(0)
-    network = builder("dynamic_network_architectures.architectures.unet.PlainConvUNet", plan, REQ_IMPORT, 1, 3)
+    network = builder(
+        "dynamic_network_architectures.architectures.unet.PlainConvUNet", plan, REQ_IMPORT, 1, 3
+    )
     conv = nn.Conv3d if len(shape) == 5 else nn.Conv2d
     assert all(type(m) is conv for m in network.modules() if isinstance(m, nn.Conv2d | nn.Conv3d))
     x = torch.randn(shape)
@@ -113,7 +115,10 @@ def test_unified_unet_keeps_instance_norm_and_leaky_relu_whatever_the_plan_says(
     rdd = build_rdd_net(None, plan, REQ_IMPORT, 1, 2)
     unified_kinds = {type(m) for m in unified.modules()}
     rdd_kinds = {type(m) for m in rdd.modules()}
-    assert {nn.InstanceNorm2d, nn.LeakyReLU} <= unified_kinds and not {nn.BatchNorm2d, nn.ReLU} & unified_kinds
+    assert {nn.InstanceNorm2d, nn.LeakyReLU} <= unified_kinds and not {
+        nn.BatchNorm2d,
+        nn.ReLU,
+    } & unified_kinds
     assert {nn.BatchNorm2d, nn.ReLU} <= rdd_kinds and not {nn.InstanceNorm2d, nn.LeakyReLU} & rdd_kinds
     leaky = {**plan_2d(4), "nonlin_kwargs": {"negative_slope": 0.2, "inplace": False}}
     slopes = {
@@ -138,7 +143,9 @@ def test_builders_apply_he_initialisation_like_nnunet(builder):
     torch.manual_seed(7)
     cls = UnifiedUNet if builder is build_unified_unet else RDDNet
     kwargs = (
-        {"features_per_level": [16, 32, 64, 128]} if cls is UnifiedUNet else {"features_per_stage": [8, 16, 32, 32]}
+        {"features_per_level": [16, 32, 64, 128]}
+        if cls is UnifiedUNet
+        else {"features_per_stage": [8, 16, 32, 32]}
     )
     reference = cls(1, 3, nn.Conv2d, [[3, 3]] * 4, [[1, 1]] + [[2, 2]] * 3, **kwargs)
     reference.apply(InitWeights_He(1e-2))
@@ -192,14 +199,16 @@ def test_nnunet_target_downsampling_and_loss_wrapper_fit_the_outputs(builder):
 
 @pytest.mark.parametrize("builder", BUILDERS)
 def test_nnunet_predictor_consumes_the_single_output(builder):
-    """nnU-Net's sliding-window inference on one tile (no mirroring, flat weights) returns the logits (fp16)."""
+    """nnU-Net's sliding-window inference on one tile (no mirroring, flat weights) gives the logits (fp16)."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     torch.manual_seed(0)
     trained = builder(None, plan_2d(4), REQ_IMPORT, 1, 3, enable_deep_supervision=True)
     network = builder(None, plan_2d(4), REQ_IMPORT, 1, 3, enable_deep_supervision=False)
     network.load_state_dict(trained.state_dict())  # what the predictor does with a checkpoint
-    predictor = nnUNetPredictor(use_gaussian=False, use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False)
+    predictor = nnUNetPredictor(
+        use_gaussian=False, use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False
+    )
     predictor.network = network
     predictor.configuration_manager = SimpleNamespace(patch_size=(32, 32))
     predictor.label_manager = SimpleNamespace(num_segmentation_heads=3)

@@ -112,8 +112,9 @@ class PreActivationResidualBlock(nn.Module):
     ``y = x + conv2(act(norm2(conv1(act(norm1(x))))))`` with two ``kernel_size`` convolutions that keep
     the number of channels and the spatial size. The identity path is a plain addition, so the block
     can represent the identity map (zero ``conv2`` weights give ``y = x``). Used by the unified U-Net
-    (paper 000, Sec. IV-A: "residual connections [10]"), where every block output is normalised before
-    it is used, so neither convolution has a bias (see the module's bias convention).
+    (paper 000, Sec. IV-A: "residual connections [10]"; pre-activation blocks as in its ref. [5]), where
+    every block output is normalised before it is used, so neither convolution has a bias (see the
+    module's bias convention).
     """
 
     def __init__(self, ops: LayerOps, channels: int, kernel_size: Sequence[int]) -> None:

@@ -1,11 +1,11 @@
 """The unified U-Net of paper 000 (Nguyen et al., Sec. III-A and IV-A; after Kayalibay et al. 2017).
 
-Paper 000 adopts the U-Net of Kayalibay et al. ("CNN-based segmentation of medical imaging data",
-arXiv:1701.03056): 4 resolution levels, 16 feature maps at the first level doubling per level,
-instance normalisation, leaky ReLU, residual connections, transposed convolutions for upsampling, and
-segmentation maps at the three highest-resolution decoder levels that are upsampled and summed
-element-wise into the final output. The per-level maps are the outputs of WMLA (paper 000, Sec. III-D,
-eq. 6; SPEC Sec. 3).
+Paper 000 adopts the U-Nets of its refs. [3] (Kayalibay et al., "CNN-based segmentation of medical imaging
+data", arXiv:1701.03056) and [5] (Isensee et al., BraTS 2017, arXiv:1802.10508): 4 resolution levels,
+16 feature maps at the first level doubling per level, instance normalisation, leaky ReLU, residual
+connections, transposed convolutions for upsampling, and segmentation maps at the three
+highest-resolution decoder levels that are upsampled and summed element-wise into the final output.
+The per-level maps are the outputs of WMLA (paper 000, Sec. III-D, eq. 6; SPEC Sec. 3).
 """
 
 from __future__ import annotations
@@ -69,12 +69,15 @@ class UnifiedUNetDecoder(nn.Module):
 
     Decoder level ``l`` (``l = L-2, ..., 0``): ``u = ConvT(d_{l+1})`` (kernel = stride = ``strides[l+1]``,
     ``features[l+1] -> features[l]``), ``d_l = act(norm(ResBlocks(conv_k(cat[u, e_l]))))`` where ``e_l``
-    is the encoder output of level ``l`` (concatenated, as in U-Net and Kayalibay et al.) and ``d_{L-1}``
-    the bottleneck. Level ``h < H`` (``H = min(n_segmentation_levels, L - 1)``) has a 1x1 segmentation
-    head ``S_h = W_h d_h + b_h`` (logits at that level's resolution).
+    is the encoder output of level ``l`` (concatenated, as in U-Net and in paper 000's ref. [5], Isensee et
+    al. 2017, on which its network is also based) and ``d_{L-1}`` the bottleneck. Level ``h < H``
+    (``H = min(n_segmentation_levels, L - 1)``) has a 1x1 segmentation head ``S_h = W_h d_h + b_h``
+    (logits at that level's resolution).
 
-    Final output (paper 000, Sec. III-A, Kayalibay et al.): ``F_{H-1} = S_{H-1}``,
-    ``F_h = S_h + up(F_{h+1})`` with ``up`` nearest-neighbour upsampling by ``strides[h+1]``, i.e. for
+    Final output ("element-wise summation of multiple segmentation maps from different resolutions",
+    paper 000, Sec. II on its refs. [3], [5]; Sec. III-A): ``F_{H-1} = S_{H-1}``,
+    ``F_h = S_h + up(F_{h+1})`` with ``up`` nearest-neighbour upsampling by ``strides[h+1]`` (each coarse
+    logit is repeated over the voxels it covers; the paper does not name the upsampling), i.e. for
     ``H = 3``: ``F_0 = S_0 + up(S_1) + up(up(S_2))``.
 
     ``deep_supervision`` (the attribute nnU-Net's ``set_deep_supervision_enabled`` sets): if true,
