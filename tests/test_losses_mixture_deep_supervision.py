@@ -169,6 +169,14 @@ def test_nnunet_weights_in_the_wrapper() -> None:
     assert value.item() == pytest.approx((1.0 * 1.0 + 0.5 * 4.0) / 1.5, rel=1e-14)
 
 
+def test_set_epoch_reaches_a_gradual_mixture_inside_deep_supervision() -> None:
+    mixture = LossMixture(SquaredMeanLoss(), SquaredMeanLoss(), schedule="gradual")
+    loss = DeepSupervisionLoss(mixture, (1.0, 0.5), num_outputs=2)
+    loss.set_epoch(60)
+    assert mixture.alpha == pytest.approx(0.4)
+    DeepSupervisionLoss(SquaredMeanLoss(), (1.0,), num_outputs=1).set_epoch(3)  # no schedule: no-op
+
+
 def test_levels_are_checked_against_num_outputs() -> None:
     loss = DeepSupervisionLoss(SquaredMeanLoss(), "nnunet", num_outputs=3)
     with pytest.raises(ValueError, match="outputs has 2 levels, expected num_outputs=3"):
@@ -225,8 +233,8 @@ def test_trainable_weights_converge_to_inverse_level_losses_without_collapse() -
     """min over σ of exp(-σ) L + σ is at σ = log L: α = 1/L, neither 0 nor unbounded."""
     loss = DeepSupervisionLoss(SquaredMeanLoss(), "trainable", num_outputs=3).double()
     outputs, targets = _levels([1.0, 0.5**0.5, 2.0**0.5]), _targets(3)  # level losses 1, 0.5, 2
-    optimizer = torch.optim.Adam(loss.parameters(), lr=0.05)
-    for _ in range(400):
+    optimizer = torch.optim.Adam(loss.parameters(), lr=0.1)
+    for _ in range(200):
         optimizer.zero_grad()
         loss(outputs, targets).backward()
         optimizer.step()

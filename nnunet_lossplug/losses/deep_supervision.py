@@ -148,6 +148,12 @@ class DeepSupervisionLoss(nn.Module):
         weights = "trainable" if self.trainable else self.fixed_weights
         return f"weights={weights}, num_outputs={self.num_outputs}"
 
+    def set_epoch(self, epoch: int) -> None:
+        """Forward the epoch to the wrapped loss when it has a schedule (e.g. a gradual ``LossMixture``)."""
+        set_inner_epoch = getattr(self.loss, "set_epoch", None)
+        if callable(set_inner_epoch):
+            set_inner_epoch(epoch)
+
     def clamped_sigma(self) -> Tensor:
         """``sigma_limit · tanh(σ / sigma_limit)``: the ``σ_k`` used in the forward pass (trainable only)."""
         if not self.trainable:
