@@ -85,7 +85,9 @@ class DeepSupervisionLoss(nn.Module):
     Weights (``weights``):
 
     - ``"nnunet"`` or a sequence: fixed ``α_k`` from :func:`deep_supervision_weights` (explicit tuples are
-      not renormalised). Levels with ``α_k = 0`` are not computed.
+      not renormalised). Levels with ``α_k = 0`` are not computed; under DDP without ``torch.compile`` pass
+      ``deep_supervision_weights(preset, num_outputs, zero_weight=1e-6)`` instead, as nnU-Net does, so that
+      every segmentation head receives a gradient.
     - ``"trainable"``: paper 000 keeps ``α_1 = 1`` and learns the others. A plain learnable ``α_k`` would be
       driven to 0 by minimisation, so the project uses homoscedastic-uncertainty weighting (Kendall et al.;
       SPEC §3)::
