@@ -9,7 +9,7 @@ unified U-Net and the RDD network by our builders from the same ``arch_kwargs``.
 
 Usage::
 
-    python benchmarks/bench_networks.py                 # 2 threads, 5 timed iterations (< 1 minute)
+    python benchmarks/bench_networks.py                 # 2 threads, 3 timed iterations (< 1 minute idle)
     python benchmarks/bench_networks.py --threads 1 --iterations 3 --patch 128 160
 """
 
@@ -91,7 +91,7 @@ def measure(network: nn.Module, x: torch.Tensor, iterations: int, warmup: int) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--iterations", type=int, default=5, help="timed iterations (median reported)")
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations before timing")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--patch", type=int, nargs=2, default=[128, 128])
