@@ -1,0 +1,193 @@
+"""Experiment scripts of examples/acdc: syntax, shellcheck, a dry run with stub nnU-Net commands, figure helpers."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ACDC_DIR = Path(__file__).resolve().parents[1] / "examples" / "acdc"
+SCRIPTS = sorted(ACDC_DIR.glob("*.sh"))
+EXPERIMENTS = ["table2.sh", "table5.sh", "fig5_stability.sh", "fig6_combinations.sh"]
+
+
+def load_example(name: str):
+    """Import a script of examples/acdc as a module (its folder is not a package)."""
+    if str(ACDC_DIR) not in sys.path:
+        sys.path.insert(0, str(ACDC_DIR))
+    return importlib.import_module(name)
+
+
+def test_every_experiment_has_a_script_with_strict_mode() -> None:
+    names = {p.name for p in SCRIPTS}
+    assert set(EXPERIMENTS) | {"prepare.sh", "config.sh"} <= names
+    for name in EXPERIMENTS + ["prepare.sh"]:
+        text = (ACDC_DIR / name).read_text()
+        assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_bash_syntax(script: Path) -> None:
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_shellcheck_is_clean() -> None:
+    result = subprocess.run(["shellcheck", "-x", "-s", "bash", *[p.name for p in SCRIPTS]], cwd=ACDC_DIR,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+STUB = """#!/usr/bin/env bash
+set -euo pipefail
+echo "$(basename "$0") $* [results=${nnUNet_results:-}]" >> "$STUB_LOG"
+"""
+
+STUBS = {
+    "nnUNetv2_plan_and_preprocess": STUB + """
+while [[ $# -gt 0 ]]; do if [[ "$1" == -d ]]; then id="$2"; fi; shift; done
+mkdir -p "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDC' "$id")"
+echo '{}' > "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDC' "$id")/nnUNetPlans.json"
+""",
+    "nnUNetv2_train": STUB,
+    "nnUNetv2_predict": STUB + """
+while [[ $# -gt 0 ]]; do case "$1" in -i) src="$2";; -o) dst="$2";; esac; shift; done
+mkdir -p "$dst"
+for f in "$src"/*_0000.nii.gz; do b=$(basename "$f"); cp "$f" "$dst/${b%_0000.nii.gz}.nii.gz"; done
+""",
+    "nnunet-lossplug": STUB + """
+if [[ "$1" == evaluate ]]; then
+  while [[ $# -gt 0 ]]; do if [[ "$1" == -o ]]; then out="$2"; fi; shift; done
+  echo '{"cases": {}, "summary": {"mean_over_classes": {"dice": 0.9}}}' > "$out"
+fi
+""",
+}
+
+
+@pytest.fixture()
+def sandbox(tmp_path: Path) -> dict[str, str]:
+    """Environment with stub nnU-Net / nnunet-lossplug commands and a replica ACDC download."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in STUBS.items():
+        path = bin_dir / name
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    python_wrapper = bin_dir / "python-wrapper"  # runs the kit's helpers, logs (not runs) the checkpoint reader
+    python_wrapper.write_text(f"""#!/usr/bin/env bash
+if [[ "$1" == *training_curves.py ]]; then echo "training_curves $*" >> "$STUB_LOG"; exit 0; fi
+exec {sys.executable} "$@"
+""")
+    python_wrapper.chmod(0o755)
+    load_example("make_replica").make_acdc_replica(tmp_path / "ACDC")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+        PYTHON=str(python_wrapper),
+        STUB_LOG=str(tmp_path / "calls.log"),
+        ACDC_ROOT=str(tmp_path / "ACDC"),
+        nnUNet_raw=str(tmp_path / "raw"),
+        nnUNet_preprocessed=str(tmp_path / "pre"),
+        RESULTS_ROOT=str(tmp_path / "results"),
+        NUM_PROCESSES="1",
+    )
+    return env
+
+
+def _run(script: str, env: dict[str, str], **extra: str) -> list[str]:
+    result = subprocess.run(["bash", str(ACDC_DIR / script)], env={**env, **extra}, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Path(env["STUB_LOG"]).read_text().splitlines()
+
+
+def test_table2_dry_run_issues_the_pipeline_commands(sandbox) -> None:
+    calls = _run("table2.sh", sandbox, N_RUNS="1")
+    results = Path(sandbox["RESULTS_ROOT"]) / "table2"
+    assert calls[0].startswith("nnUNetv2_plan_and_preprocess -d 27 -c 2d")
+    assert calls[1].startswith("nnunet-lossplug precompute -d 27 -c 2d")
+    trainers = ["nnUNetTrainerRRW", "nnUNetTrainerDiceOnly", "nnUNetTrainerFocal", "nnUNetTrainerCERRWWeighted",
+                "nnUNetTrainerBoundaryDice"]
+    train_calls = [c for c in calls if c.startswith("nnUNetv2_train")]
+    assert [c.split()[5] for c in train_calls] == trainers
+    assert all(c.split()[1:4] == ["27", "2d", "0"] for c in train_calls)
+    assert f"[results={results}/nnUNetTrainerFocal/run_1]" in train_calls[2]
+    assert sum(c.startswith("nnUNetv2_predict") for c in calls) == 5
+    assert sum(c.startswith("nnunet-lossplug evaluate") for c in calls) == 5
+    compares = [c for c in calls if c.startswith("nnunet-lossplug compare")]
+    assert len(compares) == 4 and all("nnUNetTrainerRRW/run_1/evaluation.json" in c for c in compares)
+    assert sum(c.startswith("nnunet-lossplug plot") for c in calls) == 1
+    split = Path(sandbox["nnUNet_preprocessed"]) / "Dataset027_ACDC" / "splits_final.json"
+    assert json.loads(split.read_text())[0]["val"][0] == "patient001_frame01"
+
+
+def test_table5_dry_run_trains_on_everything_and_exports_a_submission(sandbox) -> None:
+    calls = _run("table5.sh", sandbox)
+    train = next(c for c in calls if c.startswith("nnUNetv2_train"))
+    assert train.split()[1:6] == ["28", "2d", "0", "-tr", "nnUNetTrainerRRW_BN"]
+    split = json.loads((Path(sandbox["nnUNet_preprocessed"]) / "Dataset028_ACDC" / "splits_final.json").read_text())
+    assert len(split[0]["train"]) == 8
+    submission = Path(sandbox["RESULTS_ROOT"]) / "table5" / "nnUNetTrainerRRW_BN" / "acdc_submission"
+    assert sorted(p.name for p in submission.iterdir()) == [
+        "patient101_ED.nii.gz", "patient101_ES.nii.gz", "patient102_ED.nii.gz", "patient102_ES.nii.gz"]
+    assert submission.with_suffix(".zip").is_file()
+
+
+def test_stability_and_combination_dry_runs(sandbox) -> None:
+    calls = _run("fig5_stability.sh", sandbox, N_MODELS="2")
+    train = [c.split()[5] for c in calls if c.startswith("nnUNetv2_train")]
+    assert train == ["nnUNetTrainerRWBoundary_50epochs", "nnUNetTrainerRRW_50epochs"] * 2
+    assert (Path(sandbox["RESULTS_ROOT"]) / "fig5" / "fig5_cdf.png").is_file()
+
+    Path(sandbox["STUB_LOG"]).unlink()
+    calls = _run("fig6_combinations.sh", sandbox, N_CURVE_RUNS="1", N_CDF_RUNS="1")
+    train = [c.split()[5] for c in calls if c.startswith("nnUNetv2_train")]
+    assert len(train) == 14 and train[4] == "nnUNetTrainerBoundaryDice"
+    assert train[7:] == [t + "_50epochs" for t in train[:7]]
+    assert any(c.startswith("training_curves") and "checkpoint_final.pth" in c for c in calls)
+    assert (Path(sandbox["RESULTS_ROOT"]) / "fig6" / "fig6c_cdf.png").is_file()
+
+
+def test_empirical_cdf_by_hand_and_run_scores(tmp_path: Path) -> None:
+    cdf = load_example("stability_cdf")
+    x, y = cdf.empirical_cdf([0.9, 0.5, 0.9, 0.7])
+    assert x.tolist() == [0.5, 0.7, 0.9, 0.9] and y.tolist() == [0.25, 0.5, 1.0, 1.0]
+    with_summary = tmp_path / "a.json"
+    with_summary.write_text(json.dumps({"cases": {}, "summary": {"mean_over_classes": {"dice": 0.83}}}))
+    assert cdf.run_score(with_summary) == 0.83
+    cases_only = tmp_path / "b.json"
+    cases_only.write_text(json.dumps({"cases": {"c1": {"1": {"dice": 0.8}, "2": {"dice": 0.6}},
+                                                "c2": {"1": {"dice": 1.0}, "2": {"dice": 0.8}}}}))
+    assert cdf.run_score(cases_only) == pytest.approx((0.9 + 0.7) / 2)
+
+
+def test_training_curves_from_checkpoints(tmp_path: Path, capsys) -> None:
+    import torch
+
+    curves = load_example("training_curves")
+    for run, offset in enumerate((0.0, 0.2)):
+        log = {"mean_fg_dice": [0.1 + offset, 0.5 + offset, 0.6 + offset][: 3 - run],
+               "epoch_start_timestamps": [0.0, 10.0, 20.0], "epoch_end_timestamps": [9.0, 19.0, 29.0]}
+        folder = tmp_path / f"run_{run}"
+        folder.mkdir()
+        torch.save({"logging": log, "current_epoch": 3}, folder / "checkpoint_final.pth")
+    logs = [curves.read_log(tmp_path / f"run_{i}" / "checkpoint_final.pth") for i in range(2)]
+    mean, low, high = curves.mean_curve(logs)
+    assert mean.tolist() == pytest.approx([0.2, 0.6]) and low.tolist() == pytest.approx([0.1, 0.5])
+    assert high.tolist() == pytest.approx([0.3, 0.7])
+    assert curves.mean_epoch_seconds(logs) == pytest.approx(9.0)
+    out = tmp_path / "curves.png"
+    assert curves.main(["-o", str(out), "--group", "RRW", str(tmp_path / "run_*" / "checkpoint_final.pth")]) == 0
+    assert out.stat().st_size > 1000 and "mean epoch time 9.0 s" in capsys.readouterr().out
+    torch.save({"weights": np.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="training log"):
+        curves.read_log(tmp_path / "other.pth")
