@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,27 @@ from typing import Any
 import numpy as np
 
 
+def _create_temporary_sibling(target: Path) -> Path:
+    """Create an empty, uniquely named hidden file beside ``target``.
+
+    Unlike :func:`tempfile.mkstemp` (mode 0600), the file gets the mode ``open()`` would give it (0666 less the
+    umask), so a cache in a shared ``nnUNet_preprocessed`` folder stays readable by the other users of the group.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Could not create a temporary file beside {target}; remove stale .*.tmp files there.")
+
+
 @contextlib.contextmanager
 def _temporary_path(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _create_temporary_sibling(target)
     try:
         yield tmp
         os.replace(tmp, target)
