@@ -28,7 +28,8 @@ Plan fields (``arch_kwargs``) used / overridden, unified U-Net (paper 000) | RDD
 - ``n_blocks_per_stage``: ignored, 1 residual block per level | used where present (residual-encoder
   plans), else 1 residual block per stage.
 - ``n_conv_per_stage``, ``n_conv_per_stage_decoder``: ignored, both nets use residual blocks | same.
-- ``conv_bias``: ignored; a convolution has a bias iff no normalisation follows it directly | same.
+- ``conv_bias``: ignored; a convolution has a bias only where no normalisation erases it (see
+  ``blocks``): the heads only | the heads, transposed convolutions and the image-level feature.
 - ``dropout_op``, ``dropout_op_kwargs``: ignored, no dropout (nnU-Net's plans have none) | same.
 """
 
