@@ -363,8 +363,11 @@ def test_two_worker_processes_write_the_same_bytes_as_one(source_2d):
 def test_class_voxel_counts_equal_bincount_of_the_preprocessed_segmentations(source_2d):
     stats = CaseCache(source_2d, None)
     ids = source_2d.identifiers()
-    with pytest.raises(MapCacheError, match="nnunet-lossplug precompute"):
+    with pytest.raises(MapCacheError) as raised:
         stats.class_voxel_counts(ids)  # nothing built: an explicit error, not zeros
+    # the named command must be one the CLI accepts: statistics alone are '--maps none'
+    assert f"nnunet-lossplug precompute -d {source_2d.dataset_name} -c 2d -p nnUNetPlans --maps none --force" \
+        in str(raised.value)
     stats.ensure(num_processes=2, progress=False)
     assert not stats.stores_maps and stats.load(ids[0]) is None
     assert sorted(p.name for p in stats.folder.glob("*.npy")) == []

@@ -40,7 +40,7 @@ class RWMapDataLoader(nnUNetDataLoader):
         if tuple(encoded.shape[1:]) != tuple(spatial_shape):
             raise RuntimeError(
                 f"Precomputed map of case {identifier} has shape {tuple(encoded.shape[1:])}, the preprocessed "
-                f"case {tuple(spatial_shape)}: the cache is stale. Rebuild it with nnunet-lossplug precompute --force."
+                f"case {tuple(spatial_shape)}: the cache is stale. Rebuild it with: {self.map_cache.rebuild_command()}"
             )
         return torch.from_numpy(crop_and_pad_nd(encoded, bbox, 0).astype(np.float32))
 

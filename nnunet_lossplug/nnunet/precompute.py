@@ -45,6 +45,7 @@ class MapCacheError(RuntimeError):
 
 
 def _fix_command(source: PreprocessedSource, kind: str) -> str:
+    """The CLI call that rebuilds one cache; ``kind`` is a map kind name or ``none`` (class statistics only)."""
     return (
         f"nnunet-lossplug precompute -d {source.dataset_name} -c {source.configuration} "
         f"-p {source.plans_identifier} --maps {kind} --force"
@@ -105,6 +106,10 @@ class CaseCache:
 
     def sidecar_path(self, identifier: str) -> Path:
         return self.folder / f"{identifier}.json"
+
+    def rebuild_command(self) -> str:
+        """The ``nnunet-lossplug precompute`` call that rebuilds this cache (``--maps none`` for statistics)."""
+        return _fix_command(self.source, self.codec.name if self.codec is not None else "none")
 
     @property
     def stores_maps(self) -> bool:
@@ -220,7 +225,7 @@ class CaseCache:
         except (OSError, ValueError) as err:
             raise MapCacheError(
                 f"The precomputed '{self.kind_name}' map of case {identifier} cannot be read ({path}: {err}). "
-                f"Rebuild the cache with: {_fix_command(self.source, self.kind_name)}"
+                f"Rebuild the cache with: {self.rebuild_command()}"
             ) from err
 
     def class_voxel_counts(self, identifiers: Iterable[str]) -> np.ndarray:
@@ -231,7 +236,7 @@ class CaseCache:
             if sidecar is None:
                 raise MapCacheError(
                     f"No class statistics for case {identifier} in {self.folder}. "
-                    f"Run: {_fix_command(self.source, self.kind_name)}"
+                    f"Run: {self.rebuild_command()}"
                 )
             total += np.asarray(sidecar["class_voxel_counts"], dtype=np.int64)
         return total
