@@ -176,3 +176,28 @@ def test_percentile_outside_0_100_is_rejected(percentile: float) -> None:
     # MONAI treats percentile 0 as "no percentile" (the maximum); the wrapper refuses it instead
     with pytest.raises(ValueError, match="percentile"):
         hausdorff_distances_mm(np.ones((3, 3), bool), np.ones((3, 3), bool), (1.0, 1.0), percentile)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # MONAI's own deprecated internal argument
+@pytest.mark.parametrize("seed", [10, 11])
+def test_equals_monai_compute_hausdorff_distance(seed: int) -> None:
+    # one pass over MONAI's edge distances must give what its public HD function gives with two calls
+    from monai.metrics import compute_hausdorff_distance
+
+    a, b = _blob((6, 9, 10), seed), _blob((6, 9, 10), seed + 50)
+    kwargs = {"include_background": True, "spacing": SPACING}
+    expected_hd = float(compute_hausdorff_distance(a[None, None], b[None, None], **kwargs)[0, 0])
+    expected_hd95 = float(compute_hausdorff_distance(a[None, None], b[None, None], percentile=95, **kwargs)[0, 0])
+    hd, hd95 = hausdorff_distances_mm(a, b, SPACING)
+    assert hd == pytest.approx(expected_hd, rel=1e-6)
+    assert hd95 == pytest.approx(expected_hd95, rel=1e-5)
+
+
+def test_single_row_and_single_voxel_images() -> None:
+    a = np.zeros((1, 1, 6), bool)
+    b = np.zeros_like(a)
+    a[0, 0, 1] = True
+    b[0, 0, 4] = True
+    assert hausdorff_distances_mm(a, b, (9.0, 9.0, 0.5)) == pytest.approx((1.5, 1.5))
+    one = np.ones((1, 1, 1), bool)
+    assert hausdorff_distances_mm(one, one, (1.0, 2.0, 3.0)) == (0.0, 0.0)
