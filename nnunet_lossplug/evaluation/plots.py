@@ -2,7 +2,7 @@
 
 One row of panels per metric (default Dice and HD in mm), one column per class; inside a panel one box per
 result file, with the individual cases drawn as jittered dots and the mean as a white diamond, so that
-outliers stay visible. Distance panels note how many cases hold the empty-structure penalty (a missed or
+outliers stay visible. Distance panels say under each box how many cases hold the empty-structure penalty (a missed or
 spurious structure, see :mod:`nnunet_lossplug.evaluation.case_metrics`).
 """
 
@@ -80,11 +80,14 @@ def plot_results(
             ax = axes[row][col]
             data = [_values(r, label, metric) for r in results]
             _draw_panel(ax, data, colours, rng)
-            if metric != "dice":
-                _annotate_penalised(ax, [_penalised_count(r, label) for r in results])
+            tick_labels = list(names)
+            if metric != "dice":  # say which values are the empty-structure penalty, not a measured distance
+                counts = [_penalised_count(r, label) for r in results]
+                tick_labels = [f"{n}\n({c} missed/spurious)" if c else n for n, c in zip(names, counts, strict=True)]
+            long_names = max(len(n) for n in names) > 8
             ax.set_xticks(range(1, len(results) + 1))
-            ax.set_xticklabels(names, rotation=25 if max(len(n) for n in names) > 8 else 0, ha="right"
-                               if max(len(n) for n in names) > 8 else "center")
+            ax.set_xticklabels(tick_labels, rotation=25 if long_names else 0, ha="right" if long_names else "center",
+                               fontsize=9)
             if row == 0:
                 ax.set_title(label_names.get(str(label)) or f"label {label}", fontsize=12, fontweight="bold")
             if col == 0:
@@ -132,13 +135,6 @@ def _penalised_count(result: Mapping, label: str) -> int:
         1 for per_case in result["cases"].values()
         if label in per_case and per_case[label].get("status") in ("missed", "spurious")
     )
-
-
-def _annotate_penalised(ax, counts: Sequence[int]) -> None:
-    for position, count in enumerate(counts, start=1):
-        if count:
-            ax.annotate(f"{count} missed/\nspurious", xy=(position, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="top", fontsize=7, color="dimgray")
 
 
 def _draw_panel(ax, data: Sequence[np.ndarray], colours: Sequence[str], rng: np.random.Generator) -> None:
