@@ -1,13 +1,27 @@
-"""The plugin's trainers, listed from the trainer folder nnU-Net discovers (``nnunet-lossplug trainers``)."""
+"""The plugin's trainers as Python classes: listed (``nnunet-lossplug trainers``) and importable for subclassing.
+
+nnU-Net imports the files of a trainer folder as anonymous top-level modules. To subclass one of our trainers
+in your own trainer file, get the class from here::
+
+    from nnunet_lossplug.catalogue import trainer_class
+
+    class nnUNetTrainerRRW_50epochs(trainer_class("nnUNetTrainerRRW")):
+        epochs = 50
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from nnunet_lossplug.discovery import trainers_folder
+
+MODULE_PREFIX = "nnunet_lossplug_trainers"
 
 
 @dataclass(frozen=True)
@@ -20,12 +34,29 @@ class TrainerEntry:
     cls: type
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"nnunet_lossplug_catalogue_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+@cache
+def trainer_modules() -> dict[str, ModuleType]:
+    """The modules of the trainer folder, loaded once under stable names ``nnunet_lossplug_trainers.<file>``."""
+    modules = {}
+    for path in sorted(trainers_folder().glob("*.py")):
+        name = f"{MODULE_PREFIX}.{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        modules[path.stem] = module
+    return modules
+
+
+def trainer_class(name: str) -> type:
+    """One of the plugin's trainer classes by name, e.g. ``trainer_class("nnUNetTrainerRRW")``."""
+    for module in trainer_modules().values():
+        cls = getattr(module, name, None)
+        if inspect.isclass(cls):
+            return cls
+    known = ", ".join(entry.name for entry in list_trainers())
+    raise KeyError(f"No trainer named {name!r} in {trainers_folder()}. Known trainers: {known}")
 
 
 def _settings(cls) -> str:
@@ -42,16 +73,15 @@ def _settings(cls) -> str:
     return ", ".join(parts)
 
 
-def list_trainers(folder: Path | None = None) -> list[TrainerEntry]:
+def list_trainers() -> list[TrainerEntry]:
     """Every ``nnUNetTrainer*`` class defined in the trainer folder, in file order."""
     from nnunet_lossplug.nnunet import LossPlugTrainer
 
     entries = []
-    for path in sorted((folder or trainers_folder()).glob("*.py")):
-        module = _load(path)
+    for stem, module in trainer_modules().items():
         for name, cls in vars(module).items():
             if (inspect.isclass(cls) and name.startswith("nnUNetTrainer") and issubclass(cls, LossPlugTrainer)
                     and cls.__module__ == module.__name__):
                 summary = (inspect.getdoc(cls) or "").splitlines()[0]
-                entries.append(TrainerEntry(name, path.stem, summary, cls.reference, _settings(cls), cls))
+                entries.append(TrainerEntry(name, stem, summary, cls.reference, _settings(cls), cls))
     return entries

@@ -50,7 +50,7 @@ def synthetic_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tup
         labels[z][rv] = LABELS["RV"]
         labels[z][(dist_lv < r_epi) & (dist_lv >= r_lv)] = LABELS["MYO"]
         labels[z][dist_lv < r_lv] = LABELS["LV"]
-    intensity = np.array([0.35, 0.8, 0.15, 0.9], dtype=np.float32)[labels]
+    intensity = np.array([0.35, 0.6, 0.1, 0.95], dtype=np.float32)[labels]  # bg, RV, MYO, LV
     image = gaussian_filter(intensity, sigma=(0, 1.0, 1.0)) + rng.normal(0, 0.08, shape).astype(np.float32)
     image *= rng.uniform(400, 800)  # arbitrary scanner units
     return image.astype(np.float32), labels

@@ -1,0 +1,112 @@
+"""The end-to-end demo: synthetic data -> nnU-Net planning -> RRW training on CPU -> prediction -> Dice.
+
+Every step is nnU-Net's own command-line entry point, run as a subprocess with its output streamed, exactly
+as a user would type it; the only plugin-specific steps are ``nnunet-lossplug precompute`` (optional: the
+trainer would run it itself) and ``nnunet-lossplug evaluate``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_lossplug import discovery
+from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset
+
+DEMO_DATASET_ID = 990
+DEMO_DATASET = f"Dataset{DEMO_DATASET_ID:03d}_LossPlugDemo"
+DEMO_TRAINER = "nnUNetTrainerRRW_Demo"
+
+DEMO_TRAINER_FILE = '''"""The demo's trainer (written by nnunet-lossplug demo): nnUNetTrainerRRW on a CPU-sized schedule.
+
+Loss, RRW maps, deep supervision and everything else are nnUNetTrainerRRW's; only the schedule is shorter, and
+the initial learning rate is 1e-3 instead of the paper's 1e-4 so that a few minutes of training show results.
+"""
+
+from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug.nnunet import adam
+
+
+class {name}(trainer_class("nnUNetTrainerRRW")):
+    epochs = {epochs}
+    iterations_per_epoch = {iterations}
+    val_iterations_per_epoch = 4
+    optimizer_spec = adam(lr=1e-3)
+'''
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    workdir: Path
+    epochs: int = 6
+    iterations_per_epoch: int = 20
+    spec: SyntheticSpec = SyntheticSpec()
+
+
+def _environment(settings: DemoSettings, trainer_folder: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        nnUNet_raw=str(settings.workdir / "nnUNet_raw"),
+        nnUNet_preprocessed=str(settings.workdir / "nnUNet_preprocessed"),
+        nnUNet_results=str(settings.workdir / "nnUNet_results"),
+        nnUNet_def_n_proc=env.get("nnUNet_def_n_proc", "2"),
+        nnUNet_n_proc_DA=env.get("nnUNet_n_proc_DA", "2"),
+        nnUNet_compile="f",  # the predictor would otherwise compile on CPU
+        PYTHONUNBUFFERED="1",
+    )
+    env[discovery.ENV_VAR] = discovery.ext_trainer_value(
+        os.pathsep.join(p for p in (env.get(discovery.ENV_VAR, ""), str(trainer_folder)) if p))
+    return env
+
+
+def _run(step: str, command: list[str], env: dict[str, str]) -> float:
+    print(f"\n=== {step}\n$ {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    executable = Path(sys.executable).parent / command[0]
+    subprocess.run([str(executable) if executable.exists() else command[0], *command[1:]], env=env, check=True)
+    seconds = time.perf_counter() - start
+    print(f"--- {step}: {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def run_demo(settings: DemoSettings) -> int:
+    """Run the whole pipeline in ``settings.workdir``; returns an exit code."""
+    workdir = settings.workdir.resolve()
+    print(f"nnunet-lossplug demo: writing everything under {workdir}", flush=True)
+    trainer_folder = workdir / "trainers"
+    trainer_folder.mkdir(parents=True, exist_ok=True)
+    (trainer_folder / "demo_trainer.py").write_text(DEMO_TRAINER_FILE.format(
+        name=DEMO_TRAINER, epochs=settings.epochs, iterations=settings.iterations_per_epoch))
+    # a second run starts from scratch rather than mixing with the first one's results
+    shutil.rmtree(workdir / "nnUNet_results" / DEMO_DATASET, ignore_errors=True)
+    shutil.rmtree(workdir / "predictions", ignore_errors=True)
+    env = _environment(settings, trainer_folder)
+    raw = write_synthetic_dataset(workdir / "nnUNet_raw", DEMO_DATASET_ID, "LossPlugDemo", settings.spec)
+    print(f"wrote {settings.spec.num_training} training and {settings.spec.num_test} test cases, shape "
+          f"{settings.spec.shape}, spacing {settings.spec.spacing} mm -> {raw}", flush=True)
+
+    total = time.perf_counter()
+    _run("nnU-Net planning and preprocessing (2d)",
+         ["nnUNetv2_plan_and_preprocess", "-d", str(DEMO_DATASET_ID), "-c", "2d", "-np", "2", "-npfp", "2",
+          "--verify_dataset_integrity"], env)
+    _run("RRW maps and class statistics (the plugin's preprocessing hook)",
+         ["nnunet-lossplug", "precompute", "-d", str(DEMO_DATASET_ID), "-c", "2d", "--maps", "rrw"], env)
+    _run(f"training {DEMO_TRAINER} (nnUNetTrainerRRW, {settings.epochs} epochs x {settings.iterations_per_epoch} "
+         f"iterations) on CPU", ["nnUNetv2_train", str(DEMO_DATASET_ID), "2d", "0", "-tr", DEMO_TRAINER,
+                                "-device", "cpu"], env)
+    predictions = workdir / "predictions"
+    _run("prediction of the held-out cases",
+         ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", str(DEMO_DATASET_ID),
+          "-c", "2d", "-f", "0", "-tr", DEMO_TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"],
+         env)
+    _run("evaluation (Dice, HD, HD95 in mm)",
+         ["nnunet-lossplug", "evaluate", str(raw / "labelsTs"), str(predictions), "-o",
+          str(workdir / "evaluation.json"), "--dataset-json", str(raw / "dataset.json"), "--no-progress"], env)
+    print(f"\nDemo finished in {time.perf_counter() - total:.0f} s. Results: {workdir / 'evaluation.json'}; "
+          f"model: {workdir / 'nnUNet_results' / DEMO_DATASET}", flush=True)
+    return 0
