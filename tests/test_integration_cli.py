@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import run_cli
 
 from nnunet_lossplug import discovery
-
-from conftest import run_cli
 
 TINY_TRAINER = '''
 from nnunet_lossplug.catalogue import trainer_class
@@ -82,6 +82,17 @@ def test_train_and_predict_through_nnunet_cli(preprocessed_dataset, fresh_cache,
     assert any(fresh_cache.glob("nnUNetPlans__2d__rrw__*/*.npy")), "no precomputed maps were written"
     assert "Mean Validation Dice" in train.stdout
 
+    # the rest of nnU-Net's lifecycle: validation only, model selection, export
+    run_cli(["nnUNetv2_train", dataset, "2d", "0", "-tr", "nnUNetTrainerRRW_Tiny", "-device", "cpu", "--val"], env)
+    run_cli(["nnUNetv2_find_best_configuration", dataset, "-c", "2d", "-tr", "nnUNetTrainerRRW_Tiny", "-f", "0",
+             "--disable_ensembling", "-np", "1"], env)
+    assert (preprocessed_dataset.folders.results / preprocessed_dataset.name / "inference_information.json").is_file()
+    run_cli(["nnUNetv2_export_model_to_zip", "-d", dataset, "-o", str(tmp_path / "model.zip"), "-c", "2d",
+             "-tr", "nnUNetTrainerRRW_Tiny", "-f", "0"], env)
+    assert (tmp_path / "model.zip").stat().st_size > 0
+
+    # inference needs no map: it works on a machine without the precompute cache
+    shutil.rmtree(fresh_cache)
     out = tmp_path / "predictions"
     images = preprocessed_dataset.raw_folder / "imagesTs"
     run_cli(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", dataset, "-c", "2d", "-f", "0",

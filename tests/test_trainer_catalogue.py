@@ -19,6 +19,8 @@ from nnunet_lossplug.catalogue import list_trainers, trainer_class
 from nnunet_lossplug.losses import LossMixture, deep_supervision_weights
 
 CATALOGUE = [entry.name for entry in list_trainers()]
+FIFTY_EPOCHS = [name for name in CATALOGUE if name.endswith("_50epochs")]
+STEPPED = [name for name in CATALOGUE if name not in FIFTY_EPOCHS]
 REQUIRED = [
     "nnUNetTrainerRRW", "nnUNetTrainerRRW_BN", "nnUNetTrainerRRWOnline", "nnUNetTrainerRWBoundary",
     "nnUNetTrainerBoundaryDice", "nnUNetTrainerDiceOnly", "nnUNetTrainerFocal", "nnUNetTrainerCERRWWeighted",
@@ -32,6 +34,13 @@ REQUIRED = [
 
 def test_catalogue_holds_every_trainer_the_papers_evaluate():
     assert set(REQUIRED) <= set(CATALOGUE)
+
+
+@pytest.mark.parametrize("name", FIFTY_EPOCHS)
+def test_fifty_epoch_variants_change_only_the_epochs(name):
+    variant, base = trainer_class(name), trainer_class(name.removesuffix("_50epochs"))
+    assert variant.__bases__ == (base,) and variant.epochs == 50
+    assert {k for k in vars(variant) if not k.startswith("__")} == {"epochs"}
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +65,7 @@ def _finish(trainer) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", CATALOGUE)
+@pytest.mark.parametrize("name", STEPPED)
 def test_trainer_is_discovered_initialises_and_steps(name, preprocessed_dataset):
     assert recursive_find_trainer_class_by_name(name).__name__ == name  # nnU-Net's own discovery
     trainer = _make(name, preprocessed_dataset)

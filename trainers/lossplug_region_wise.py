@@ -157,3 +157,58 @@ class nnUNetTrainerBoundaryCEGradual(RegionWisePaperTrainer):
     reference = "paper 002, Sec. 4.4 / Fig. 6"
     loss_spec = LossSpec(LossMixture, first=CE, second=RW, schedule="gradual")
     rw_map = "boundary"
+
+
+# 50-epoch variants for the stability experiments (Sec. 4.3 Fig. 5: 50 models per loss; Sec. 4.4 Fig. 6 CDF).
+class nnUNetTrainerRRW_50epochs(nnUNetTrainerRRW):
+    """nnUNetTrainerRRW trained for 50 epochs (paper 002 Sec. 4.3, Fig. 5)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerRWBoundary_50epochs(nnUNetTrainerRWBoundary):
+    """nnUNetTrainerRWBoundary trained for 50 epochs (paper 002 Sec. 4.3, Fig. 5)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerRRWDiceEqual_50epochs(nnUNetTrainerRRWDiceEqual):
+    """nnUNetTrainerRRWDiceEqual trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerRRWDiceGradual_50epochs(nnUNetTrainerRRWDiceGradual):
+    """nnUNetTrainerRRWDiceGradual trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerRRWCEEqual_50epochs(nnUNetTrainerRRWCEEqual):
+    """nnUNetTrainerRRWCEEqual trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerRRWCEGradual_50epochs(nnUNetTrainerRRWCEGradual):
+    """nnUNetTrainerRRWCEGradual trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerBoundaryDice_50epochs(nnUNetTrainerBoundaryDice):
+    """nnUNetTrainerBoundaryDice trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerBoundaryCEEqual_50epochs(nnUNetTrainerBoundaryCEEqual):
+    """nnUNetTrainerBoundaryCEEqual trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
+
+
+class nnUNetTrainerBoundaryCEGradual_50epochs(nnUNetTrainerBoundaryCEGradual):
+    """nnUNetTrainerBoundaryCEGradual trained for 50 epochs (paper 002 Sec. 4.4, Fig. 6)."""
+
+    epochs = 50
