@@ -16,7 +16,6 @@ import inspect
 import sys
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 
 from nnunet_lossplug.discovery import trainers_folder
@@ -66,6 +65,8 @@ def _settings(cls) -> str:
         parts.append(f"maps={kind} ({cls.map_placement})")
     parts.append(f"ds={cls.ds_weights}")
     parts.append(cls.optimizer_spec.describe() if cls.optimizer_spec is not None else "SGD(lr=0.01) [nnU-Net]")
+    if cls.lr_schedule.describe() != "poly":
+        parts.append(f"lr schedule: {cls.lr_schedule.describe()}")
     parts.append(f"clip={cls.grad_clip:g}")
     parts.append(f"epochs={cls.epochs or 1000}")
     if cls.network_builder is not None:

@@ -106,3 +106,31 @@ def test_train_and_predict_through_nnunet_cli(preprocessed_dataset, fresh_cache,
         assert prediction.GetSize() == reference.GetSize()
         assert np.allclose(prediction.GetSpacing(), reference.GetSpacing())
         assert set(np.unique(sitk.GetArrayFromImage(prediction)).tolist()) <= set(labels.values())
+
+
+NETWORK_TRAINER = '''
+from nnunet_lossplug.catalogue import trainer_class
+
+
+class nnUNetTrainerUnifiedUNet_Tiny(trainer_class("nnUNetTrainerUnifiedUNet_SADiceWMLA")):
+    epochs = 1
+    iterations_per_epoch = 2
+    val_iterations_per_epoch = 1
+'''
+
+
+@pytest.mark.integration
+def test_paper_network_trains_and_predicts_through_nnunet_cli(preprocessed_dataset, tmp_path):
+    """The unified U-Net (paper 000): 3 deep-supervision outputs, built by nnU-Net's hook for training and inference."""
+    ext = tmp_path / "net_trainers"
+    ext.mkdir()
+    (ext / "tiny_unified.py").write_text(NETWORK_TRAINER)
+    env = preprocessed_dataset.folders.environ(**{discovery.ENV_VAR: discovery.ext_trainer_value(str(ext))})
+    dataset = str(preprocessed_dataset.dataset_id)
+    run_cli(["nnUNetv2_train", dataset, "2d", "0", "-tr", "nnUNetTrainerUnifiedUNet_Tiny", "-device", "cpu"], env)
+    out = tmp_path / "predictions"
+    run_cli(["nnUNetv2_predict", "-i", str(preprocessed_dataset.raw_folder / "imagesTs"), "-o", str(out), "-d",
+             dataset, "-c", "2d", "-f", "0", "-tr", "nnUNetTrainerUnifiedUNet_Tiny", "-device", "cpu", "-npp", "1",
+             "-nps", "1", "--disable_tta"], env)
+    for case in sorted((preprocessed_dataset.raw_folder / "labelsTs").glob("*.nii.gz")):
+        assert sitk.ReadImage(str(out / case.name)).GetSize() == sitk.ReadImage(str(case)).GetSize()

@@ -40,7 +40,6 @@ import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from nnunetv2.configuration import default_num_processes
-from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.helpers import dummy_context
@@ -53,6 +52,7 @@ from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.dataloading import RW_MAP_KEY, RWMapDataLoader
 from nnunet_lossplug.nnunet.map_codecs import codec_for
 from nnunet_lossplug.nnunet.precompute import CaseCache
+from nnunet_lossplug.nnunet.schedules import PolySchedule
 from nnunet_lossplug.nnunet.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.specs import LossSpec, OptimizerSpec
 from nnunet_lossplug.nnunet.transforms import ComputeRWMapsPerPatch, DecodeRWMaps
@@ -126,6 +126,9 @@ class LossPlugTrainer(nnUNetTrainer):
     - ``rectification_check_cases``: how many training cases the start-up rectification check reads.
     - ``network_builder``: a function with the signature of nnU-Net's ``build_network_architecture``
       (None = nnU-Net's network from the plans); used for training and by ``nnUNetv2_predict``.
+    - ``network_ds_scales``: for a network whose deep-supervision outputs differ from nnU-Net's, a function
+      ``configuration_manager -> scales`` (high to low resolution) so targets and maps are downsampled to match.
+    - ``lr_schedule``: :mod:`~nnunet_lossplug.nnunet.schedules` (nnU-Net's poly rule by default).
     - ``reference``: the paper, table or equation the trainer reproduces (shown by ``nnunet-lossplug trainers``).
     """
 
@@ -140,6 +143,8 @@ class LossPlugTrainer(nnUNetTrainer):
     val_iterations_per_epoch: ClassVar[int | None] = None
     rectification_check_cases: ClassVar[int] = 3
     network_builder: ClassVar[Callable[..., nn.Module] | None] = None
+    network_ds_scales: ClassVar[Callable[..., list[list[float]]] | None] = None
+    lr_schedule: ClassVar[PolySchedule] = PolySchedule()
     reference: ClassVar[str] = ""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -197,6 +202,11 @@ class LossPlugTrainer(nnUNetTrainer):
             return None
         return CaseCache(self.source, codec_for(kind, self.source.num_classes))
 
+    def _get_deep_supervision_scales(self):
+        if self.enable_deep_supervision and self.network_ds_scales is not None:
+            return type(self).network_ds_scales(self.configuration_manager)
+        return super()._get_deep_supervision_scales()
+
     def _num_outputs(self) -> int:
         return len(self._get_deep_supervision_scales()) if self.enable_deep_supervision else 1
 
@@ -249,7 +259,8 @@ class LossPlugTrainer(nnUNetTrainer):
         extra = [p for p in criterion.parameters() if p.requires_grad]
         if extra:
             optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+        scheduler = self.lr_schedule.build(optimizer, self.initial_lr, self.num_epochs, self.num_iterations_per_epoch)
+        return optimizer, scheduler
 
     # ------------------------------------------------------------------ start-up: hook and checks
     def on_train_start(self):
@@ -367,6 +378,12 @@ class LossPlugTrainer(nnUNetTrainer):
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
             self.optimizer.step()
         return {"loss": loss.detach().cpu().numpy()}
+
+    def on_validation_epoch_end(self, val_outputs):
+        super().on_validation_epoch_end(val_outputs)
+        observe = getattr(self.lr_scheduler, "observe_validation_loss", None)
+        if observe is not None:
+            observe(float(self.logger.get_value("val_losses", step=-1)))
 
     def validation_step(self, batch: dict) -> dict:
         self.loss.pending_maps = _to_device(batch.get(RW_MAP_KEY), self.device)
