@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("env", "demo", "precompute", "trainers", "evaluate", "compare", "plot")
+SUBCOMMAND_MODULES = ("env", "demo", "precompute", "trainers", "new_trainer", "evaluate", "compare", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:
