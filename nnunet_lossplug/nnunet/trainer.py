@@ -46,7 +46,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 from torch import distributed as dist
 
-from nnunet_lossplug.losses import DeepSupervisionLoss
+from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
 from nnunet_lossplug.maps import get_map_kind, rectification_report
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.dataloading import RW_MAP_KEY, RWMapDataLoader
@@ -234,7 +234,11 @@ class LossPlugTrainer(nnUNetTrainer):
         if self._criterion is None:
             assert self.loss_spec is not None
             loss = self.loss_spec.build(self)
-            self._criterion = DeepSupervisionLoss(loss, self.ds_weights, self._num_outputs())
+            weights = self.ds_weights
+            if self.is_ddp and weights != "trainable":
+                # DDP without torch.compile fails on heads that get no gradient; nnU-Net gives them 1e-6
+                weights = deep_supervision_weights(weights, self._num_outputs(), zero_weight=1e-6)
+            self._criterion = DeepSupervisionLoss(loss, weights, self._num_outputs())
             self._criterion.to(self.device)
         return self._criterion
 
