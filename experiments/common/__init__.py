@@ -1,0 +1,1 @@
+"""Building blocks shared by the experiment scripts: network, data, training, metrics, reporting."""
