@@ -7,6 +7,7 @@ tests that need nnU-Net data share it (about a minute on 2 CPU cores).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -62,17 +63,26 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 900) -> subpr
     return result
 
 
+@contextlib.contextmanager
+def _environment(**values: str):
+    """Set environment variables for the block and restore the previous values (or absence) afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _nnunet_process_settings():
     """Keep nnU-Net small on a 2-core CPU machine and never compile."""
-    saved = {k: os.environ.get(k) for k in ("nnUNet_def_n_proc", "nnUNet_compile", "nnUNet_n_proc_DA")}
-    os.environ.update(nnUNet_def_n_proc="2", nnUNet_compile="f", nnUNet_n_proc_DA="2")
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with _environment(nnUNet_def_n_proc="2", nnUNet_compile="f", nnUNet_n_proc_DA="2"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -82,15 +92,9 @@ def nnunet_folders(tmp_path_factory) -> NnunetFolders:
     folders = NnunetFolders(base / "raw", base / "preprocessed", base / "results")
     for path in (folders.raw, folders.preprocessed, folders.results):
         path.mkdir()
-    saved = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    os.environ.update(nnUNet_raw=str(folders.raw), nnUNet_preprocessed=str(folders.preprocessed),
-                      nnUNet_results=str(folders.results))
-    yield folders
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with _environment(nnUNet_raw=str(folders.raw), nnUNet_preprocessed=str(folders.preprocessed),
+                      nnUNet_results=str(folders.results)):
+        yield folders
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ DEMO_DATASET_ID = 990
 DEMO_DATASET = f"Dataset{DEMO_DATASET_ID:03d}_LossPlugDemo"
 DEMO_TRAINER = "nnUNetTrainerRRW_Demo"
 
-DEMO_TRAINER_FILE = '''"""The demo's trainer (written by nnunet-lossplug demo): nnUNetTrainerRRW on a CPU-sized schedule.
+DEMO_TRAINER_FILE = '''"""The demo's trainer (written by nnunet-lossplug demo): nnUNetTrainerRRW, CPU-sized schedule.
 
 Loss, RRW maps, deep supervision and everything else are nnUNetTrainerRRW's; only the schedule is shorter, and
 the initial learning rate is 1e-3 instead of the paper's 1e-4 so that a few minutes of training show results.
