@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import json
 import multiprocessing
 import os
@@ -135,7 +136,7 @@ def test_edited_or_corrupt_cache_key_invalidates_every_case(source_2d):
     assert cache.invalid_cases(ids) == ids
 
 
-def test_other_plans_give_another_folder_and_refuse_a_copied_cache(source_2d):
+def test_other_plans_give_another_folder_and_refuse_a_copied_cache(source_2d, monkeypatch):
     cache = _rrw_cache(source_2d)
     ids = source_2d.identifiers()
     cache.ensure(num_processes=1, progress=False)
@@ -152,6 +153,41 @@ def test_other_plans_give_another_folder_and_refuse_a_copied_cache(source_2d):
     shutil.copytree(cache.folder, other.folder)
     assert other.invalid_cases(ids) == ids
     assert cache.invalid_cases(ids) == []
+
+    # and a rebuild interrupted after two cases leaves none of the copied files looking valid beside the new key
+    original = CaseCache.compute_case
+
+    def crash_on_third(self, identifier):
+        if identifier == ids[2]:
+            raise KeyboardInterrupt("killed")
+        return original(self, identifier)
+
+    monkeypatch.setattr(CaseCache, "compute_case", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        other.ensure(num_processes=1, progress=False)
+    monkeypatch.undo()
+    assert json.loads((other.folder / "cache_key.json").read_text()) == other.key
+    assert other.invalid_cases(ids) == ids[2:]
+    assert sorted(p.name for p in other.folder.glob("*.json")) == sorted(
+        ["cache_key.json", f"{ids[0]}.json", f"{ids[1]}.json"])
+
+
+def test_a_valid_cache_is_used_without_the_lock(source_2d, monkeypatch):
+    """Trainings on a shared, read-only nnUNet_preprocessed must not need write access when nothing is stale."""
+    # the package exports a function of the same name, so fetch the module itself
+    precompute_module = importlib.import_module("nnunet_lossplug.nnunet.precompute")
+    cache = _rrw_cache(source_2d)
+    ids = source_2d.identifiers()
+    cache.ensure(num_processes=1, progress=False)
+
+    def no_write_access(path):
+        raise PermissionError(f"[Errno 13] Permission denied: '{path}'")
+
+    monkeypatch.setattr(precompute_module, "file_lock", no_write_access)
+    assert cache.ensure(num_processes=1, progress=False).cases_computed == 0
+    cache.sidecar_path(ids[0]).unlink()
+    with pytest.raises(PermissionError):
+        cache.ensure(num_processes=1, progress=False)  # something to build: the lock is needed
 
 
 def test_changed_segmentation_recomputes_that_case_only(source_2d, tmp_path):

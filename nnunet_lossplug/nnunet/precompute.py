@@ -155,17 +155,33 @@ class CaseCache:
         self, identifiers: Sequence[str] | None = None, num_processes: int = 2, force: bool = False,
         progress: bool = True,
     ) -> BuildSummary:
-        """Compute every case that is missing, stale or (with ``force``) all of them; returns a summary."""
+        """Compute every case that is missing, stale or (with ``force``) all of them; returns a summary.
+
+        A valid cache is used without taking the lock, so a dataset folder that trainings may only read (a
+        shared, precomputed ``nnUNet_preprocessed``) works; the check is repeated under the lock before building.
+        Files of a folder whose ``cache_key.json`` does not match are deleted before anything is written, so an
+        interrupted rebuild never leaves them beside the new key, where they would look valid.
+        """
         identifiers = list(self.source.identifiers() if identifiers is None else identifiers)
         start = time.perf_counter()
+        if not force and not self.invalid_cases(identifiers):
+            return BuildSummary(self.folder, len(identifiers), 0, time.perf_counter() - start, 0)
         with file_lock(self.source.preprocessed_base / CACHE_DIRNAME / f".{self.folder.name}.lock"):
             todo = list(identifiers) if force else self.invalid_cases(identifiers)
             written = 0
             if todo:
+                if not self._key_matches():
+                    self._remove_files()
                 self.folder.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(self.folder / "cache_key.json", self.key)
                 written = self._compute(todo, num_processes, progress)
         return BuildSummary(self.folder, len(identifiers), len(todo), time.perf_counter() - start, written)
+
+    def _remove_files(self) -> None:
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
 
     def _compute(self, identifiers: list[str], num_processes: int, progress: bool) -> int:
         bar = tqdm(total=len(identifiers), desc=f"lossplug {self.kind_name}", unit="case", disable=not progress)
