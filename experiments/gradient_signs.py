@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = start_run(NAME, args)
     rng = np.random.default_rng(0)
-    steps3, steps4 = (40, 8) if args.quick else (200, 24)
+    steps3, steps4 = (40, 8) if args.quick else (200, 36)
     num_cases = 2 if args.quick else 10
     max_voxels = 200 if args.quick else 4000
     grid3 = simplex_grid(3, steps3)
@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_xticks(np.arange(len(names)))
         ax.set_xticklabels([name.replace(", ", ",\n").replace(" (", "\n(") for name in names], fontsize=8)
         ax.set_ylabel(ylabel, fontsize=9)
-        ax.set_ylim(0, 1.15)
+        ax.set_ylim(0, 1.38)
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper right", ncol=2)
         ax.set_title(title, fontsize=9)
