@@ -31,11 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_lossplug.nnunet.map_codecs import codec_for
-    from nnunet_lossplug.nnunet.precompute import precompute
+    from nnunet_lossplug.nnunet.precompute import precompute_caches
     from nnunet_lossplug.nnunet.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(args.dataset, args.configuration, args.plans)
     kinds = [k.strip() for k in args.maps.split(",") if k.strip() and k.strip() != "none"]
     codecs = [None] + [codec_for(kind, source.num_classes) for kind in kinds]  # statistics always
-    precompute(source, codecs, num_processes=args.num_processes, force=args.force)
+    precompute_caches(source, codecs, num_processes=args.num_processes, force=args.force)
     return 0

@@ -266,7 +266,7 @@ def _compute_case(identifier: str) -> int:
     return _ACTIVE_CACHE.compute_case(identifier)
 
 
-def precompute(
+def precompute_caches(
     source: PreprocessedSource, codecs: Sequence[MapCodec | None], num_processes: int = 2, force: bool = False,
     progress: bool = True,
 ) -> list[BuildSummary]:
