@@ -1,6 +1,6 @@
 """Make nnU-Net's unchanged CLI find our trainers.
 
-nnU-Net v2 (>= 2.6) searches the folders listed in the environment variable ``nnUNet_extTrainer``
+nnU-Net v2 (2.8) searches the folders listed in the environment variable ``nnUNet_extTrainer``
 (``os.pathsep``-separated) when a trainer named with ``-tr`` is not one of its own. The installed
 ``nnunet-lossplug.pth`` file calls :func:`register_trainer_folder` when Python starts, which appends our
 trainer folder to that variable (keeping whatever the user already listed). Nothing is copied into nnU-Net
