@@ -10,6 +10,8 @@ it into the loss's map at each deep-supervision resolution, stored in the batch 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import torch
 from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
@@ -28,13 +30,40 @@ class RWMapDataLoader(nnUNetDataLoader):
     augmentation workers (``ComputeRWMapsPerPatch`` then builds it from the augmented segmentation).
     """
 
+    #: memory maps kept open per loader (each worker process has its own); parsing a .npy header costs
+    #: about as much as cropping a 2D patch, so reopening every case on every draw is avoided
+    OPEN_MAPS = 32
+
     def __init__(self, *args, map_cache: CaseCache | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.map_cache = map_cache
+        self._open_maps: OrderedDict[str, tuple[tuple[int, int], np.ndarray]] = OrderedDict()
+
+    def _mapped(self, identifier: str) -> np.ndarray | None:
+        """The case's memory-mapped encoding, reopened when the file changed since it was opened."""
+        assert self.map_cache is not None
+        path = self.map_cache.map_path(identifier)
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (-1, -1)  # let load() raise its error naming the fix
+        cached = self._open_maps.get(identifier)
+        if cached is not None and cached[0] == stamp:
+            self._open_maps.move_to_end(identifier)
+            return cached[1]
+        encoded = self.map_cache.load(identifier)
+        if encoded is not None:
+            self._open_maps[identifier] = (stamp, encoded)
+            while len(self._open_maps) > self.OPEN_MAPS:
+                self._open_maps.popitem(last=False)
+        return encoded
 
     def _load_encoded(self, identifier: str, bbox: list[list[int]], spatial_shape: tuple[int, ...]):
         """The cropped encoded map channels, or None when nothing is stored (per-patch mode, AC, Cao)."""
-        encoded = self.map_cache.load(identifier) if self.map_cache is not None else None
+        if self.map_cache is None or not self.map_cache.stores_maps:
+            return None
+        encoded = self._mapped(identifier)
         if encoded is None:
             return None
         if tuple(encoded.shape[1:]) != tuple(spatial_shape):
