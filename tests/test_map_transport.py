@@ -36,9 +36,20 @@ TRAINERS_FILE = Path(__file__).resolve().parents[1] / "trainers" / "lossplug_reg
 SMALL_PATCH = {"2d": [32, 32], "3d_fullres": [10, 32, 32]}  # crops inside the slice plane, padding along z in 3D
 
 
+PROBE_OFFSET = 0.01  # per channel: makes the probe's non-true values differ, so it is carried in K channels
+
+
 def onehot_probe(labels: np.ndarray, num_classes: int, spacing=None) -> np.ndarray:
-    """A probe map: the one-hot labels as floats. Carried like any map, it must stay aligned with the labels."""
-    return (labels[None] == np.arange(num_classes).reshape(-1, *[1] * labels.ndim)).astype(np.float32)
+    """A probe map: the one-hot labels plus 0.01·k on channel k (not rectified, so carried as K interpolated
+    channels). Carried like any map, it must stay aligned with the labels."""
+    classes = np.arange(num_classes).reshape(-1, *[1] * labels.ndim)
+    return ((labels[None] == classes) + PROBE_OFFSET * classes).astype(np.float32)
+
+
+def scaled_rrw(labels: np.ndarray, num_classes: int, spacing=None) -> np.ndarray:
+    """A user's rectified map kind: twice the RRW depth inside, 3 outside."""
+    z = rw_map(labels, num_classes, "rrw", spacing=spacing)
+    return np.where(z > 0, 3.0, 2.0 * z).astype(np.float32)
 
 
 def _load_trainers():
@@ -52,7 +63,10 @@ def _load_trainers():
     class ProbeTrainer(module.nnUNetTrainerRRW):
         rw_map = MapKind("onehot_probe", onehot_probe)
 
-    return {"rrw": module.nnUNetTrainerRRW, "rrw_worker": module.nnUNetTrainerRRWOnline,
+    class RectifiedUserTrainer(module.nnUNetTrainerRRW):
+        rw_map = MapKind("scaled_rrw", scaled_rrw)
+
+    return {"user_rectified": RectifiedUserTrainer, "rrw": module.nnUNetTrainerRRW, "rrw_worker": module.nnUNetTrainerRRWOnline,
             "boundary": module.nnUNetTrainerRWBoundary, "boundary_worker": BoundaryWorkerTrainer,
             "probe": ProbeTrainer}
 
@@ -79,8 +93,7 @@ class Loaders:
                                           load_json(str(self.folder / "dataset.json")), device=torch.device("cpu"))
             trainer.initialize()
             if trainer.map_placement == "precomputed":  # what on_train_start does before the loaders start
-                CaseCache(trainer.source, codec_for(trainer.map_kind(), NUM_CLASSES)).ensure(
-                    num_processes=1, progress=False)
+                CaseCache(trainer.source, trainer.map_codec()).ensure(num_processes=1, progress=False)
             np.random.seed(seed)
             torch.manual_seed(seed)
             gen_tr, gen_val = trainer.get_dataloaders()
@@ -137,15 +150,16 @@ def _expected_level_shapes(plans: dict, configuration: str) -> list[tuple[int, .
     return [tuple(int(p) // int(f) for p, f in zip(config["patch_size"], row)) for row in factors]
 
 
-def _levels(batch: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    targets, maps = batch["target"], batch["rw_map"]
+def _levels(trainer, batch: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The batch's targets and the loss's maps decoded in the training process, as dense K-channel maps."""
+    targets, maps = trainer.decode_batch(batch)
     assert isinstance(targets, list) and isinstance(maps, list)
     assert len(maps) == len(targets)
-    return targets, maps
+    return targets, [z if isinstance(z, torch.Tensor) else z.dense() for z in maps]
 
 
-def _check_shapes(batch: dict, plans: dict, configuration: str) -> None:
-    targets, maps = _levels(batch)
+def _check_shapes(trainer, batch: dict, plans: dict, configuration: str) -> None:
+    targets, maps = _levels(trainer, batch)
     batch_size = plans["configurations"][configuration]["batch_size"]
     shapes = _expected_level_shapes(plans, configuration)
     assert len(targets) == len(shapes)
@@ -156,9 +170,9 @@ def _check_shapes(batch: dict, plans: dict, configuration: str) -> None:
         assert z.dtype == torch.float32
 
 
-def _check_rrw_structure(batch: dict) -> None:
+def _check_rrw_structure(trainer, batch: dict) -> None:
     """Exactly 1 outside the class, in [-1, 0) inside, rectified: at every level."""
-    for target, z in zip(*_levels(batch)):
+    for target, z in zip(*_levels(trainer, batch)):
         labels = target[:, 0].long()
         assert labels.min() >= 0 and labels.max() < NUM_CLASSES
         for k in range(NUM_CLASSES):
@@ -183,8 +197,8 @@ def test_rrw_maps_after_training_augmentation(loaders, configuration, placement)
     ranges = {}
     for _ in range(8):
         batch = next(gen_tr)
-        _check_shapes(batch, plans, configuration)
-        _check_rrw_structure(batch)
+        _check_shapes(trainer, batch, plans, configuration)
+        _check_rrw_structure(trainer, batch)
         if placement != "rrw":
             continue
         # precomputed: interpolation keeps every value inside the range of the case's map before augmentation
@@ -196,25 +210,25 @@ def test_rrw_maps_after_training_augmentation(loaders, configuration, placement)
                 ranges[identifier] = (float(own.min()), float(own.max()))
             low, high = ranges[identifier]
             assert low == -1.0 and high < -0.01
-            for target, z in zip(*_levels(batch)):
+            for target, z in zip(*_levels(trainer, batch)):
                 values = _own_class_values(z[j:j + 1], target[j:j + 1])
                 assert values.min() >= low - 1e-6 and values.max() <= high + FLOAT16_ATOL
     for _ in range(3):
         batch = next(gen_val)
-        _check_shapes(batch, plans, configuration)
-        _check_rrw_structure(batch)
+        _check_shapes(trainer, batch, plans, configuration)
+        _check_rrw_structure(trainer, batch)
 
 
 @pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
 @pytest.mark.parametrize("placement", ["boundary", "boundary_worker"])
 def test_boundary_maps_take_their_sign_from_the_augmented_segmentation(loaders, configuration, placement):
-    _, gen_tr, _ = loaders.get(placement, configuration)
+    trainer, gen_tr, _ = loaders.get(placement, configuration)
     plans = loaders.plans(configuration, None)
     unstable, nonzero = [], []
     for _ in range(4):
         batch = next(gen_tr)
-        _check_shapes(batch, plans, configuration)
-        for target, z in zip(*_levels(batch)):
+        _check_shapes(trainer, batch, plans, configuration)
+        for target, z in zip(*_levels(trainer, batch)):
             labels = target[:, 0].long()
             for k in range(NUM_CLASSES):
                 inside = labels == k
@@ -229,6 +243,37 @@ def test_boundary_maps_take_their_sign_from_the_augmented_segmentation(loaders, 
     assert max(unstable) > 0  # K = 4 >= 3: RW-Boundary is not rectified (paper 002 Fig. 3), as documented
 
 
+@pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
+def test_a_users_rectified_map_stays_rectified_after_augmentation(loaders, configuration):
+    """Found rectified at start, it is carried as (z_t, c_t) and rebuilt from the augmented segmentation."""
+    trainer, gen_tr, _ = loaders.get("user_rectified", configuration)
+    assert trainer.map_codec().channels() == 2 and trainer.map_codec().rectified
+    for _ in range(4):
+        for target, z in zip(*_levels(trainer, next(gen_tr))):
+            labels = target[:, 0].long()
+            report = rectification_report(z.numpy(), labels.numpy(), batch=True)
+            assert report.fraction_unstable == 0.0
+            own = _own_class_values(z, target)
+            padding = (z == 0).all(1)  # outside the image the encoding is 0: a constant map, no gradient
+            assert padding.float().mean() < 0.5
+            assert own[~padding].min() >= -2.0 and own[~padding].max() < 0.0  # 2 x RRW depth, within range
+            other = (z.sum(1) - own)[~padding] / (NUM_CLASSES - 1)  # the common non-true value c_t
+            assert other.min() >= 0.0 and other.max() <= 3.0  # 3, blended with the zero padding at the image edge
+            assert (other == 3.0).float().mean() > 0.9
+
+
+def test_the_worker_hands_over_only_the_compact_encoding(loaders):
+    """Image channels unchanged; one float16 channel (as int16 bits) beside the full-resolution target."""
+    trainer, gen_tr, gen_val = loaders.get("rrw", "2d")
+    for batch in (next(gen_tr), next(gen_val)):
+        assert set(batch) == {"data", "target", "keys"}
+        assert batch["data"].shape[1] == 1
+        assert batch["target"][0].dtype == torch.int16 and batch["target"][0].shape[1] == 2
+        assert all(level.shape[1] == 1 for level in batch["target"][1:])
+        targets, maps = trainer.decode_batch(batch)
+        assert targets[0].shape[1] == 1 and all(type(z).__name__ == "RectifiedMap" for z in maps)
+
+
 # ---------------------------------------------------------------------------------------------- alignment
 @pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
 def test_carried_map_follows_every_spatial_augmentation(loaders, configuration):
@@ -239,21 +284,25 @@ def test_carried_map_follows_every_spatial_augmentation(loaders, configuration):
     at every level. A map left behind by a rotation, mirror or crop would point elsewhere; a map resampled
     by nearest neighbour would have no fractional values.
     """
-    _, gen_tr, _ = loaders.get("probe", configuration, SMALL_PATCH[configuration], seed=3)
+    trainer, gen_tr, _ = loaders.get("probe", configuration, SMALL_PATCH[configuration], seed=3)
     plans = loaders.plans(configuration, SMALL_PATCH[configuration])
     fractional = 0
     for _ in range(10):
         batch = next(gen_tr)
-        _check_shapes(batch, plans, configuration)
-        for level, (target, probe) in enumerate(zip(*_levels(batch))):
+        _check_shapes(trainer, batch, plans, configuration)
+        for level, (target, probe) in enumerate(zip(*_levels(trainer, batch))):
             top, winner = probe.max(dim=1)
             clear = top > 0.6
             assert clear.float().mean() > 0.5  # unclear: near label borders and in the zero padding
             assert torch.equal(winner[clear], target[:, 0].long()[clear])
-            assert probe.min() >= 0.0 and probe.max() <= 1.0 + 1e-6
+            assert probe.min() >= 0.0 and probe.max() <= 1.0 + PROBE_OFFSET * (NUM_CLASSES - 1) + 1e-3
             if level == 0:
                 fractional += int(((probe > 0.05) & (probe < 0.95)).sum())
     assert fractional > 0  # some patches were rotated or scaled, and the map was interpolated, not snapped
+    # the probe is not rectified: it travels in K channels and the rectification report still says so
+    assert trainer.map_codec().channels() == NUM_CLASSES
+    targets, maps = _levels(trainer, next(gen_tr))
+    assert rectification_report(maps[0].numpy(), targets[0][:, 0].long().numpy(), batch=True).fraction_unstable > 0
 
 
 @pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
@@ -270,7 +319,7 @@ def test_validation_map_is_the_whole_case_map_cropped_with_the_image_box(loaders
         np.random.seed(seed)
         keys = loader.get_indices()
         assert list(keys) == list(batch["keys"])
-        targets, maps = _levels(batch)
+        targets, maps = _levels(trainer, batch)
         for j, identifier in enumerate(keys):
             data, _, _, properties = trainer.dataset_class(trainer.preprocessed_dataset_folder,
                                                            [identifier]).load_case(identifier)
@@ -304,7 +353,8 @@ def test_batch_maps_reach_the_loss_in_train_and_validation_steps(loaders):
     def by_hand(batch) -> float:
         with torch.no_grad():
             outputs = trainer.network(batch["data"])
-        return sum(w * float((torch.softmax(o, 1) * z).mean()) for w, o, z in zip(weights, outputs, batch["rw_map"]))
+        _, maps = _levels(trainer, batch)  # dense K-channel maps, built from the decoded (z_t, c_t)
+        return sum(w * float((torch.softmax(o, 1) * z).mean()) for w, o, z in zip(weights, outputs, maps))
 
     trainer.network.eval()
     batch = next(gen_val)
@@ -334,7 +384,7 @@ def test_stale_map_shape_stops_the_loader_and_a_rebuild_recovers(loaders):
     assert cache.rebuild_command().endswith("-c 2d -p nnUNetPlans --maps rrw --force")
     assert cache.invalid_cases(ids) == ids  # the recorded file sizes no longer match
     assert cache.ensure(num_processes=1, progress=False).cases_computed == len(ids)
-    _check_rrw_structure(next(gen_tr))
+    _check_rrw_structure(trainer, next(gen_tr))
 
 
 def test_augmentation_worker_processes_carry_the_maps(loaders, monkeypatch):
@@ -346,8 +396,8 @@ def test_augmentation_worker_processes_carry_the_maps(loaders, monkeypatch):
         plans = loaders.plans("2d", None)
         for generator in (gen_tr, gen_val):
             batch = next(generator)
-            _check_shapes(batch, plans, "2d")
-            _check_rrw_structure(batch)
+            _check_shapes(trainer, batch, plans, "2d")
+            _check_rrw_structure(trainer, batch)
     finally:
         for generator in (gen_tr, gen_val):
             generator._finish()

@@ -11,6 +11,7 @@ truth). :func:`call_loss` dispatches on it. Low-precision inputs and autocast ar
   (paper 001) via :func:`dice_class_weights`
 - :class:`CrossEntropyLoss`, :class:`FocalLoss`, :class:`RWWeightedCrossEntropyLoss`
 - :class:`LossMixture` — "equal" / "gradual" mixtures, paper 002 Sec. 4.4
+- :class:`RectifiedMap` — the O(N) form of a rectified map (RRW, AC, Cao) the RW losses take directly
 - :class:`DeepSupervisionLoss`, :func:`deep_supervision_weights` — WMLA, paper 000 eq. (6)
 """
 
@@ -21,6 +22,7 @@ from .deep_supervision import DeepSupervisionLoss, deep_supervision_weights
 from .dice import DiceLoss
 from .hausdorff import OneSidedHausdorffLoss
 from .mixture import LossMixture, gradual_alpha
+from .rectified_map import RectifiedMap
 from .region_wise import RegionWiseLoss
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "LossMixture",
     "OneSidedHausdorffLoss",
     "RWWeightedCrossEntropyLoss",
+    "RectifiedMap",
     "RegionWiseLoss",
     "call_loss",
     "deep_supervision_weights",

@@ -8,6 +8,9 @@ positional arguments its ``forward`` takes after ``logits``, from the vocabulary
   for the one-sided HD loss the distance map).
 
 A loss without the attribute (e.g. a user's own ``nn.Module``) is treated as ``inputs = ("target",)``.
+A map may arrive as a :class:`~nnunet_lossplug.losses.RectifiedMap` (``O(N)`` form of RRW, AC and Cao maps);
+it is handed over as such only to losses declaring ``accepts_rectified = True`` and as its dense
+``(B, K, *spatial)`` tensor to every other loss.
 :func:`call_loss` dispatches on it; the nnU-Net glue and :class:`DeepSupervisionLoss` use it.
 """
 
@@ -15,7 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor
+
+from .rectified_map import RectifiedMap
 
 __all__ = ["INPUT_VOCABULARY", "call_loss", "loss_inputs", "order_inputs"]
 
@@ -59,5 +65,7 @@ def call_loss(
                 f"{name}=None was passed. Provide it, e.g. an RW/distance map computed from the ground truth "
                 f"for 'rw_map'."
             )
+        if isinstance(value, RectifiedMap) and not getattr(loss, "accepts_rectified", False):
+            value = value.dense(logits.dtype if logits.is_floating_point() else torch.float32)
         arguments.append(value)
     return loss(logits, *arguments)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ._inputs import full_precision, one_hot_target, prepare_logits, prepare_map
+from .rectified_map import RectifiedMap, true_class_log_softmax
 
 __all__ = ["CrossEntropyLoss", "FocalLoss", "RWWeightedCrossEntropyLoss"]
 
@@ -103,16 +104,25 @@ class RWWeightedCrossEntropyLoss(nn.Module):
     maps whose true-class value is 0 (RW-Boundary at the boundary) those voxels carry no loss.
 
     Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or
-    one-hot ``(B, K, *spatial)``. Returns a non-negative scalar.
+    one-hot ``(B, K, *spatial)``. Returns a non-negative scalar. A
+    :class:`~nnunet_lossplug.losses.RectifiedMap` ``(t, z_t, c_t)`` is used in ``O(N)`` memory:
+    ``L = mean_{b,i}( |z_t| · (logsumexp_k x_k − x_t) )`` with its own true class ``t`` (which must be the
+    target's), the same value and gradient as the dense form.
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("target", "rw_map")
     nonnegative: ClassVar[bool] = True
+    accepts_rectified: ClassVar[bool] = True
 
-    def forward(self, logits: Tensor, target: Tensor, rw_map: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, rw_map: Tensor | RectifiedMap) -> Tensor:
         """Return ``mean_{b,i}(−Σ_k |rw_map|·y·log_softmax(logits))``."""
         logits = prepare_logits(logits)
         with full_precision(logits.device):
+            if isinstance(rw_map, RectifiedMap):
+                rw_map.check_against(logits)
+                true_value, _ = rw_map.values(logits.dtype, logits.device)
+                log_s_t = true_class_log_softmax(logits, rw_map.labels.to(logits.device))
+                return -(true_value.abs() * log_s_t).mean()
             onehot = one_hot_target(target, logits)
             weights = prepare_map(rw_map, logits).abs()
             log_probs = torch.log_softmax(logits, dim=1)

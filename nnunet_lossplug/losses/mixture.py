@@ -43,6 +43,9 @@ class LossMixture(nn.Module):
     ``forward(logits, target=None, rw_map=None)`` accepts them positionally in that order or by keyword.
     """
 
+    #: maps are forwarded through call_loss, which hands each component the form it accepts
+    accepts_rectified = True
+
     def __init__(
         self,
         first: nn.Module,

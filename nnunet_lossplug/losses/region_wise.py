@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ._inputs import full_precision, prepare_logits, prepare_map
+from .rectified_map import RectifiedMap, true_class_log_softmax
 
 __all__ = ["RegionWiseLoss"]
 
@@ -43,9 +44,18 @@ class RegionWiseLoss(nn.Module):
         shift_to_nonnegative: ``False`` (default) returns the paper's and reference code's value;
             ``True`` returns the shifted, non-negative form above (same gradients).
 
+    Rectified maps in ``O(N)``. ``rw_map`` may also be a :class:`~nnunet_lossplug.losses.RectifiedMap`
+    ``(t, z_t, c_t)`` (RRW, AC, Cao; see :mod:`~nnunet_lossplug.losses.rectified_map`). Then, with
+    ``s_t = exp(x_t − logsumexp x)``, the same value and gradient are computed without any ``K``-channel map::
+
+        L_RW = mean_{b,i}( c_t + s_t (z_t − c_t) ) / K
+        shifted: subtract min(z_t, c_t) per voxel (= min_k z_k)
+
     Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)`` (2D or 3D). Returns a scalar in float32 (float64
     for float64 logits).
     """
+
+    accepts_rectified: ClassVar[bool] = True
 
     inputs: ClassVar[tuple[str, ...]] = ("rw_map",)
 
@@ -61,12 +71,23 @@ class RegionWiseLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"shift_to_nonnegative={self.shift_to_nonnegative}"
 
-    def forward(self, logits: Tensor, rw_map: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, rw_map: Tensor | RectifiedMap) -> Tensor:
         """Return ``mean(softmax(logits) * rw_map)`` (shifted to ``>= 0`` if configured)."""
         logits = prepare_logits(logits)
         with full_precision(logits.device):
+            if isinstance(rw_map, RectifiedMap):
+                return self._rectified(logits, rw_map)
             rw_map = prepare_map(rw_map, logits)
             if self.shift_to_nonnegative:
                 rw_map = rw_map - rw_map.amin(dim=1, keepdim=True)
             probs = torch.softmax(logits, dim=1)
             return (probs * rw_map).mean()
+
+    def _rectified(self, logits: Tensor, rw_map: RectifiedMap) -> Tensor:
+        rw_map.check_against(logits)
+        true_value, other_value = rw_map.values(logits.dtype, logits.device)
+        s_t = true_class_log_softmax(logits, rw_map.labels.to(logits.device)).exp()
+        per_voxel = other_value + s_t * (true_value - other_value)
+        if self.shift_to_nonnegative:
+            per_voxel = per_voxel - torch.minimum(true_value, other_value)
+        return per_voxel.mean() / rw_map.num_classes

@@ -38,6 +38,7 @@ from nnunet_lossplug.maps.rw_maps import (
     cao_map,
     rrw_map,
     rrw_reference_map,
+    rrw_true_class_values,
     rw_map,
 )
 
@@ -57,6 +58,7 @@ __all__ = [
     "rectification_report",
     "register_map_kind",
     "rrw_map",
+    "rrw_true_class_values",
     "rrw_reference_map",
     "rw_logit_gradient",
     "rw_map",

@@ -38,6 +38,7 @@ __all__ = [
     "cao_map",
     "rrw_map",
     "rrw_reference_map",
+    "rrw_true_class_values",
     "rw_map",
 ]
 
@@ -98,17 +99,38 @@ def rrw_map(
         values = validate_class_values(class_values, num_classes)
         out = np.empty(shape, dtype=np.float32)
         out[...] = values[lab][None]
-    inside = distance_to_other_label(lab, sp)
-    if inside is None:
-        true_values = np.full(lab.shape, -1.0, dtype=np.float32)
-    else:
-        class_max = np.zeros(num_classes, dtype=np.float32)
-        np.maximum.at(class_max, lab.ravel(), inside.ravel())
-        true_values = inside
-        true_values /= class_max[lab]
-        np.negative(true_values, out=true_values)
+    true_values = _rrw_true_values(lab, num_classes, sp)
     np.put_along_axis(out, _true_class_index(lab), true_values[None], axis=0)
     return out
+
+
+def _rrw_true_values(lab: np.ndarray, num_classes: int, sp: tuple[float, ...]) -> np.ndarray:
+    """``-d_t(i) / max_{j∈Ω_t} d_t(j)`` for validated input; see :func:`rrw_true_class_values`."""
+    inside = distance_to_other_label(lab, sp)
+    if inside is None:
+        return np.full(lab.shape, -1.0, dtype=np.float32)
+    class_max = np.zeros(num_classes, dtype=np.float32)
+    np.maximum.at(class_max, lab.ravel(), inside.ravel())  # per-class maximum depth, one reduction
+    inside /= class_max[lab]
+    np.negative(inside, out=inside)
+    return inside
+
+
+def rrw_true_class_values(
+    labels: np.ndarray,
+    num_classes: int,
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Each voxel's own-class value of the RRW map, ``z_t(i) = -d_t(i) / max_{j∈Ω_t} d_t(j)``, float32 ``(*spatial)``.
+
+    The only channel of :func:`rrw_map` that is not a constant (every other channel of voxel ``i`` is 1, or
+    ``c_t``): ``rrw_map(...)[t(i), i]``, computed without the ``K``-channel array. One multi-label EDT pass
+    gives ``d_t`` for every voxel at once and one reduction over the labels gives the per-class maxima, so
+    time and memory do not grow with ``K`` (``benchmarks/bench_maps.py``). Same edge cases as
+    :func:`rrw_map` (a class filling the array: ``-1``).
+    """
+    lab = validate_labels(labels, num_classes)
+    return _rrw_true_values(lab, num_classes, validate_spacing(spacing, lab.ndim))
 
 
 def rrw_reference_map(

@@ -2,51 +2,74 @@
 
 A map of ``K`` channels is not stored as such. Each map kind has a *codec*: ``encode`` turns the label map
 of a whole case into a few channels that can be interpolated like an image (nnU-Net's spatial augmentation
-treats them as a ``regression_target``), and ``decode`` rebuilds the ``K``-channel map on a training patch
-from those channels **and the augmented segmentation**. The class structure of the map (which voxels are
-inside which class) therefore always equals the augmented segmentation voxel for voxel, however the
-continuous channels were interpolated; this is how the RRW properties (exactly 1 outside the class,
-in [-1, 0) inside, rectified) survive augmentation (issue #4).
+treats them as a ``regression_target``), and ``decode`` rebuilds the loss's map **in the training process,
+on the device**, from those channels **and the augmented segmentation** of each deep-supervision level.
+The class structure of the map (which voxels are inside which class) therefore always equals the augmented
+segmentation voxel for voxel, however the continuous channels were interpolated; this is how the RRW
+properties (exactly ``c_t`` outside the class, in [-1, 0) inside, rectified) survive augmentation.
 
 Encoded channels are zero outside the image: nnU-Net's cropping pads and its spatial transform samples
 outside the image with zeros, so every encoding is chosen such that 0 is a valid, meaningful value.
 
-- ``rrw``: one channel ``q = 1 - d/max d`` (own-class normalised depth, SPEC eq. 4). Decoding gives
-  ``z_k = -(1 - q)`` where the segmentation is ``k`` and ``c_t`` (1 by default, the class emphasis of the
-  voxel's true class ``t``) elsewhere. ``q = 0`` means "deepest" (``z = -1``), which is what a voxel
-  outside the image is. Linear interpolation of ``q`` stays inside the range of ``q`` on the case, so
-  decoded values stay inside the range of the map before augmentation.
+- ``rrw``: one channel ``q = 1 - d/max d`` (own-class normalised depth, SPEC eq. 4). Decodes to a
+  :class:`~nnunet_lossplug.losses.RectifiedMap` with ``z_t = -(1 - q)`` and ``c_t`` (1 by default, the class
+  emphasis of the voxel's true class ``t``): the loss never builds ``K`` channels. ``q = 0`` means
+  "deepest" (``z = -1``), which is what a voxel outside the image is.
 - ``boundary`` (RW-Boundary, eq. 3): ``K`` channels of unsigned distance; the sign is re-imposed from the
-  segmentation (``-D`` inside, ``+D`` outside).
-- ``distance`` (one-sided HD loss): ``K`` channels of unsigned distance, decoded as they are.
-- ``ac`` and ``cao``: functions of the segmentation alone; nothing is stored.
-- any other kind (``rrw_reference``, users' own map functions): all ``K`` channels stored and interpolated
-  as they are; the rectification check at trainer start reports what that does to them.
+  segmentation (``-D`` inside, ``+D`` outside). Not rectified: decoded to ``K`` channels.
+- ``ac`` and ``cao``: functions of the segmentation alone; nothing is stored; decoded as rectified maps.
+- any other kind that the start-up check finds rectified (users' own maps, ``rrw_reference``): two
+  channels, the true-class value ``z_t`` and the common value ``c_t`` of the other classes, decoded like RRW.
+  Outside the image both are 0: the map is constant there, so padded voxels get no gradient.
+- any other kind (``distance`` for the one-sided HD loss, non-rectified user maps): all ``K`` channels
+  stored, interpolated and decoded as they are; the rectification check at trainer start reports what
+  that does to them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.nn.functional import interpolate
 
-from nnunet_lossplug.maps import distance_to_boundary, get_map_kind, rw_map
+from nnunet_lossplug.losses import RectifiedMap
+from nnunet_lossplug.maps import distance_to_boundary, get_map_kind, rrw_true_class_values
 from nnunet_lossplug.maps.registry import MapKind
 
 CODEC_VERSION = 1
 
+#: kinds whose codec is fixed by name (the others are probed for rectification)
+BUILTIN_CODEC_KINDS = ("rrw", "boundary", "ac", "cao", "distance")
 
-def _one_hot(seg: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``(1, *spatial)`` integer segmentation -> ``(K, *spatial)`` boolean one-hot."""
-    labels = seg[0].long()
-    classes = torch.arange(num_classes, device=seg.device).view(-1, *([1] * labels.ndim))
-    return labels.unsqueeze(0) == classes
+
+class MapNotRectifiedError(ValueError):
+    """A map kind stored in the rectified two-channel form produced a case that is not rectified."""
+
+
+def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(B, 1, *spatial)`` integer labels -> ``(B, K, *spatial)`` boolean one-hot."""
+    classes = torch.arange(num_classes, device=labels.device).view(1, -1, *[1] * (labels.ndim - 2))
+    return labels.long() == classes
+
+
+def resample_like_segmentation(encoded: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Batched encoded channels ``(B, C, *spatial)`` at a deep-supervision level, by nnU-Net's rule for targets.
+
+    ``DownsampleSegForDSTransform`` uses ``interpolate(mode="nearest-exact")``; the same call here picks, for
+    every low-resolution voxel, the very full-resolution voxel whose label the segmentation kept, so the
+    decoded map and the downsampled segmentation agree voxel for voxel.
+    """
+    if tuple(encoded.shape[2:]) == tuple(shape) or encoded.shape[1] == 0:
+        return encoded if encoded.shape[1] else encoded.new_zeros((encoded.shape[0], 0, *shape))
+    return interpolate(encoded.float(), list(shape), mode="nearest-exact")
 
 
 @dataclass(frozen=True)
 class MapCodec:
-    """Encoding of one map kind for storage and transport; see the module docstring."""
+    """Encoding of one map kind for storage and transport: all ``K`` channels as they are."""
 
     kind: MapKind
     num_classes: int
@@ -54,6 +77,11 @@ class MapCodec:
     @property
     def name(self) -> str:
         return self.kind.name
+
+    @property
+    def rectified(self) -> bool:
+        """Whether :meth:`decode` returns a :class:`RectifiedMap` (``O(N)`` loss memory)."""
+        return False
 
     def channels(self) -> int:
         """Number of stored channels (0: the map is a function of the segmentation alone)."""
@@ -64,39 +92,69 @@ class MapCodec:
         return f"{type(self).__name__}/v{CODEC_VERSION}/{self.kind.identity()}/K={self.num_classes}"
 
     def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
-        """Whole-case label map ``(*spatial)`` -> stored float16 channels ``(C, *spatial)``."""
+        """Whole-case (or patch) label map ``(*spatial)`` -> stored float16 channels ``(C, *spatial)``."""
         return self.kind.compute(labels, self.num_classes, spacing).astype(np.float16)
 
-    def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
-        """Encoded channels ``(C, *spatial)`` and segmentation ``(1, *spatial)`` -> map ``(K, *spatial)``."""
-        assert encoded is not None
+    def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | RectifiedMap:
+        """Encoded channels ``(B, C, *spatial)`` and labels ``(B, 1, *spatial)`` -> the loss's map."""
         return encoded.float()
 
 
 @dataclass(frozen=True)
 class RRWCodec(MapCodec):
-    """Rectified RW map (paper 002 eq. 4) stored as one channel of normalised depth."""
+    """Rectified RW map (paper 002 eq. 4) stored as one channel of normalised depth ``q = 1 - d/max d``."""
 
     class_values: tuple[float, ...] | None = field(default=None)
+
+    @property
+    def rectified(self) -> bool:
+        return True
 
     def channels(self) -> int:
         return 1
 
     def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
-        z = rw_map(labels, self.num_classes, kind="rrw", spacing=spacing)
-        own = np.take_along_axis(z, labels[None].astype(np.int64), axis=0)  # -d/max d at each voxel's own class
-        return (1.0 + own).astype(np.float16)  # q = 1 - d/max d, in [0, 1)
+        own = rrw_true_class_values(labels, self.num_classes, spacing)  # -d/max d, one EDT pass, any K
+        own += 1.0
+        return own[None].astype(np.float16)  # q in [0, 1)
 
-    def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
-        assert encoded is not None
-        inside = -(1.0 - encoded[0].float())
-        one_hot = _one_hot(seg, self.num_classes)
+    def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> RectifiedMap:
+        true_value = encoded[:, :1].float() - 1.0
         if self.class_values is None:
-            outside = torch.ones_like(inside)
-        else:
-            values = torch.as_tensor(self.class_values, dtype=torch.float32, device=seg.device)
-            outside = values[seg[0].long()]
-        return torch.where(one_hot, inside.unsqueeze(0), outside.unsqueeze(0))
+            return RectifiedMap(labels, true_value, 1.0, self.num_classes)
+        values = torch.as_tensor(self.class_values, dtype=torch.float32, device=labels.device)
+        return RectifiedMap(labels, true_value, values[labels.long()], self.num_classes)
+
+
+@dataclass(frozen=True)
+class RectifiedValuesCodec(MapCodec):
+    """A rectified map of any kind stored as two channels: ``z_t`` and the common non-true value ``c_t``."""
+
+    @property
+    def rectified(self) -> bool:
+        return True
+
+    def channels(self) -> int:
+        return 2
+
+    def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
+        z = self.kind.compute(labels, self.num_classes, spacing)
+        index = labels[None].astype(np.intp)
+        true_value = np.take_along_axis(z, index, axis=0)[0]
+        other = np.take_along_axis(z, (index + 1) % self.num_classes, axis=0)[0]
+        non_true = np.ones(z.shape, dtype=bool)
+        np.put_along_axis(non_true, index, False, axis=0)
+        if not np.all(np.where(non_true, z, other[None]) == other[None]):
+            raise MapNotRectifiedError(
+                f"map kind '{self.name}' was found rectified on the start-up check's cases but is not on a case "
+                f"of shape {labels.shape}: its non-true-class values differ at some voxel. Raise the trainer's "
+                f"rectification_check_cases so the check covers such cases, or make the map rectified."
+            )
+        return np.stack([true_value, other]).astype(np.float16)
+
+    def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> RectifiedMap:
+        encoded = encoded.float()
+        return RectifiedMap(labels, encoded[:, :1], encoded[:, 1:2], self.num_classes)
 
 
 @dataclass(frozen=True)
@@ -106,18 +164,21 @@ class SignedDistanceCodec(MapCodec):
     def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
         return distance_to_boundary(labels, self.num_classes, spacing=spacing).astype(np.float16)
 
-    def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
-        assert encoded is not None
+    def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         distance = encoded.float().abs()
-        return torch.where(_one_hot(seg, self.num_classes), -distance, distance)
+        return torch.where(_one_hot(labels, self.num_classes), -distance, distance)
 
 
 @dataclass(frozen=True)
 class SegmentationOnlyCodec(MapCodec):
-    """Maps that are a function of the segmentation alone: AC (``1 - y``) and Cao (``1 - 2y``)."""
+    """Maps that are a function of the segmentation alone: AC (``1 - y``) and Cao (``1 - 2y``); rectified."""
 
     inside_value: float = 0.0
     outside_value: float = 1.0
+
+    @property
+    def rectified(self) -> bool:
+        return True
 
     def channels(self) -> int:
         return 0
@@ -125,13 +186,16 @@ class SegmentationOnlyCodec(MapCodec):
     def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
         return np.zeros((0, *labels.shape), dtype=np.float16)
 
-    def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
-        one_hot = _one_hot(seg, self.num_classes)
-        return torch.where(one_hot, self.inside_value, self.outside_value).float()
+    def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> RectifiedMap:
+        return RectifiedMap(labels, self.inside_value, self.outside_value, self.num_classes)
 
 
-def codec_for(kind: str | MapKind, num_classes: int) -> MapCodec:
-    """The codec of a registered map kind (by name) or of a :class:`MapKind` object."""
+def codec_for(kind: str | MapKind, num_classes: int, rectified: bool = False) -> MapCodec:
+    """The codec of a registered map kind (by name) or of a :class:`MapKind` object.
+
+    ``rectified`` (the start-up rectification check's verdict) matters only for kinds not in
+    :data:`BUILTIN_CODEC_KINDS`: a rectified one is stored in two channels, any other in ``K``.
+    """
     map_kind = get_map_kind(kind) if isinstance(kind, str) else kind
     if map_kind.name == "rrw":
         class_values = map_kind.params.get("class_values")
@@ -142,4 +206,11 @@ def codec_for(kind: str | MapKind, num_classes: int) -> MapCodec:
         return SegmentationOnlyCodec(map_kind, num_classes, 0.0, 1.0)
     if map_kind.name == "cao":
         return SegmentationOnlyCodec(map_kind, num_classes, -1.0, 1.0)
+    if rectified and map_kind.name not in BUILTIN_CODEC_KINDS:
+        return RectifiedValuesCodec(map_kind, num_classes)
     return MapCodec(map_kind, num_classes)
+
+
+def decode_levels(codec: MapCodec, encoded: torch.Tensor, targets: Sequence[torch.Tensor]) -> list:
+    """The loss's map at every deep-supervision level: ``encoded`` (full resolution) picked like each target."""
+    return [codec.decode(resample_like_segmentation(encoded, target.shape[2:]), target) for target in targets]

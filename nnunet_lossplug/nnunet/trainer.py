@@ -15,11 +15,13 @@ the few places a loss plug-in needs:
   ``"nnunet"``, a tuple such as ``(1, 0.1, 0.01)``, or ``"trainable"``), in one place for all trainers.
 - ``on_train_start``: runs the precompute hook (maps and class statistics) when the cache is missing or
   stale, then checks a few cases' maps for rectification (paper 002 Sec. 3.4) and warns if they are not.
-- ``get_dataloaders``: nnU-Net's loaders and augmentation, plus the map carried as a regression target and
-  decoded per resolution in the worker processes (``map_placement = "precomputed"``), or computed per
-  patch in the workers (``"worker"``, the reference code's maps), or computed in the training process
-  inside the loss (``"loss"``, the reference code's placement; kept for benchmarks).
-- ``train_step`` / ``validation_step``: hand the batch's maps to the loss; gradient clipping ``grad_clip``.
+- ``get_tr_and_val_datasets``, ``get_training_transforms``, ``get_validation_transforms``: nnU-Net's own
+  data loader and augmentation carry the map's compact encoding (:mod:`map_transport`), read from the
+  precompute cache (``map_placement = "precomputed"``) or computed per patch in the workers (``"worker"``,
+  the reference code's maps); or maps are computed in the training process inside the loss (``"loss"``,
+  the reference code's placement; kept for benchmarks).
+- ``train_step`` / ``validation_step``: decode the encoding on the device at every deep-supervision level
+  (:func:`map_codecs.decode_levels`) and hand the maps to the loss; gradient clipping ``grad_clip``.
 - ``configure_optimizers``: the declared optimiser with nnU-Net's poly schedule; trainable WMLA weights
   join the optimiser and are logged each epoch, saved in checkpoints and restored by ``--c``.
 - epoch-dependent losses (``set_epoch``) read the trainer's epoch, so resuming at epoch e gives α(e).
@@ -37,11 +39,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 from torch import distributed as dist
@@ -49,13 +48,19 @@ from torch import distributed as dist
 from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
 from nnunet_lossplug.maps import get_map_kind, rectification_report
 from nnunet_lossplug.maps.registry import MapKind
-from nnunet_lossplug.nnunet.dataloading import RW_MAP_KEY, RWMapDataLoader
-from nnunet_lossplug.nnunet.map_codecs import codec_for
-from nnunet_lossplug.nnunet.precompute import CaseCache
+from nnunet_lossplug.nnunet.map_codecs import BUILTIN_CODEC_KINDS, MapCodec, codec_for, decode_levels
+from nnunet_lossplug.nnunet.map_transport import (
+    DetachEncoding,
+    EncodedMapDataset,
+    EncodePerPatch,
+    PackEncoding,
+    map_file_stamp,
+    unpack_target,
+)
+from nnunet_lossplug.nnunet.precompute import CaseCache, MapCacheError
 from nnunet_lossplug.nnunet.schedules import PolySchedule
 from nnunet_lossplug.nnunet.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.specs import LossSpec, OptimizerSpec
-from nnunet_lossplug.nnunet.transforms import ComputeRWMapsPerPatch, DecodeRWMaps
 
 MAP_PLACEMENTS = ("precomputed", "worker", "loss")
 DS_SIGMA_LOG_KEY = "lossplug_ds_sigma"
@@ -170,6 +175,8 @@ class LossPlugTrainer(nnUNetTrainer):
             logs.setdefault(DS_WEIGHTS_LOG_KEY, [])
         self._source: PreprocessedSource | None = None
         self._criterion: DeepSupervisionLoss | None = None
+        self._codec: MapCodec | None = None
+        self._unstable_fraction: float | None = None
 
     # ------------------------------------------------------------------ declarations, resolved
     @classmethod
@@ -196,11 +203,25 @@ class LossPlugTrainer(nnUNetTrainer):
             )
         return self._source
 
-    def _map_cache(self) -> CaseCache | None:
+    def map_codec(self) -> MapCodec | None:
+        """How the declared map is stored and carried (None without a map).
+
+        A kind outside the built-in codecs is stored in the rectified two-channel form when the start-up
+        rectification check finds it rectified (0 unstable voxels), and in ``K`` channels otherwise.
+        """
         kind = self.map_kind()
-        if kind is None or self.map_placement != "precomputed":
+        if kind is None:
             return None
-        return CaseCache(self.source, codec_for(kind, self.source.num_classes))
+        if self._codec is None:
+            rectified = kind.name not in BUILTIN_CODEC_KINDS and self._worst_unstable_fraction() == 0
+            self._codec = codec_for(kind, self.source.num_classes, rectified=rectified)
+        return self._codec
+
+    def _map_cache(self) -> CaseCache | None:
+        codec = self.map_codec()
+        if codec is None or self.map_placement != "precomputed":
+            return None
+        return CaseCache(self.source, codec)
 
     def _get_deep_supervision_scales(self):
         if self.enable_deep_supervision and self.network_ds_scales is not None:
@@ -268,6 +289,8 @@ class LossPlugTrainer(nnUNetTrainer):
 
     # ------------------------------------------------------------------ start-up: hook and checks
     def on_train_start(self):
+        if self.map_kind() is not None and self.local_rank == 0:
+            self._check_rectification()  # first: its verdict chooses how users' own map kinds are stored
         cache = self._map_cache()
         if cache is not None:
             if self.local_rank == 0:
@@ -275,86 +298,109 @@ class LossPlugTrainer(nnUNetTrainer):
                 self.print_to_log_file(summary.line())
             if self.is_ddp:
                 dist.barrier()
-        if self.map_kind() is not None and self.local_rank == 0:
-            self._check_rectification()
         super().on_train_start()
+
+    def _worst_unstable_fraction(self) -> float:
+        """Largest share of unstable voxels (paper 002 Sec. 3.4) of the map on the first training cases."""
+        if self._unstable_fraction is None:
+            kind = self.map_kind()
+            assert kind is not None
+            tr_keys, _ = self.do_split()
+            fractions = [0.0]
+            for identifier in list(tr_keys)[: self.rectification_check_cases]:
+                labels = self.source.labels_for_maps(self.source.load_segmentation(identifier), identifier)
+                z = kind.compute(labels, self.source.num_classes, self.source.case_spacing(identifier))
+                fractions.append(rectification_report(z, labels).fraction_unstable)
+            self._unstable_fraction = max(fractions)
+        return self._unstable_fraction
 
     def _check_rectification(self) -> None:
         kind = self.map_kind()
         assert kind is not None
         if kind.name in ("boundary", "distance"):
             return  # known not rectified (boundary) or not an RW map at all (HD distances); documented
-        tr_keys, _ = self.do_split()
-        fractions = []
-        for identifier in list(tr_keys)[: self.rectification_check_cases]:
-            labels = self.source.labels_for_maps(self.source.load_segmentation(identifier), identifier)
-            z = kind.compute(labels, self.source.num_classes, self.source.case_spacing(identifier))
-            fractions.append(rectification_report(z, labels).fraction_unstable)
-        worst = max(fractions, default=0.0)
+        worst = self._worst_unstable_fraction()
+        cases = min(self.rectification_check_cases, len(self.do_split()[0]))
         if worst > 0:
             message = (
-                f"RW map '{kind.name}' is not rectified: on {len(fractions)} training cases up to {worst:.2%} of "
+                f"RW map '{kind.name}' is not rectified: on {cases} training cases up to {worst:.2%} of "
                 f"voxels can get more than one negative logit-gradient component (paper 002 Sec. 3.4), which "
                 f"can make training unstable. Make all non-true-class values of each voxel equal (as RRW does)."
             )
             warnings.warn(message, stacklevel=2)
             self.print_to_log_file("WARNING: " + message)
         else:
-            self.print_to_log_file(f"Rectification check of '{kind.name}' maps: 0 unstable voxels.")
+            codec = self.map_codec()
+            form = "rebuilt from the augmented segmentation" if codec is not None and codec.rectified else "as is"
+            self.print_to_log_file(f"Rectification check of '{kind.name}' maps: 0 unstable voxels; carried {form}.")
 
-    # ------------------------------------------------------------------ data
-    def _carries_maps(self) -> bool:
-        return self.map_kind() is not None and self.map_placement in ("precomputed", "worker")
+    # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
+    def _carried_channels(self) -> int:
+        """Encoding channels that ride with each patch (0: no map, maps in the loss, or AC / Cao)."""
+        codec = self.map_codec()
+        if codec is None or self.map_placement not in ("precomputed", "worker"):
+            return 0
+        return codec.channels()
 
-    def _map_transform(self, deep_supervision_scales):
-        kind = self.map_kind()
-        assert kind is not None
-        if self.map_placement == "precomputed":
-            return DecodeRWMaps(codec_for(kind, self.source.num_classes))
-        return ComputeRWMapsPerPatch(kind, self.source.num_classes, self.configuration_manager.spacing,
-                                     deep_supervision_scales)
-
-    def get_dataloaders(self):
-        if not self._carries_maps():
-            return super().get_dataloaders()
-        if self.dataset_class is None:
-            from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
-        patch_size = self.configuration_manager.patch_size
-        ds_scales = self._get_deep_supervision_scales()
-        rotation, dummy_2d, initial_patch_size, mirror_axes = \
-            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        labels = self.label_manager
-        tr_transforms = self.get_training_transforms(
-            patch_size, rotation, ds_scales, mirror_axes, dummy_2d,
-            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=False,
-            foreground_labels=labels.foreground_labels, regions=None, ignore_label=None)
-        val_transforms = self.get_validation_transforms(
-            ds_scales, is_cascaded=False, foreground_labels=labels.foreground_labels, regions=None, ignore_label=None)
-        tr_transforms.transforms.append(self._map_transform(ds_scales))
-        val_transforms.transforms.append(self._map_transform(ds_scales))
-
-        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
+    def get_tr_and_val_datasets(self):
+        datasets = super().get_tr_and_val_datasets()
         cache = self._map_cache()
-        common = dict(label_manager=labels, oversample_foreground_percent=self.oversample_foreground_percent,
-                      sampling_probabilities=None, pad_sides=None,
-                      probabilistic_oversampling=self.probabilistic_oversampling, map_cache=cache)
-        dl_tr = RWMapDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size,
-                                transforms=tr_transforms, **common)
-        dl_val = RWMapDataLoader(dataset_val, self.batch_size, patch_size, patch_size,
-                                 transforms=val_transforms, **common)
-        processes = get_allowed_n_proc_DA()
-        if processes == 0:
-            gen_tr, gen_val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
+        if cache is None or not self._carried_channels():
+            return datasets
+
+        def load_encoded(identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
+            encoded = cache.load(identifier)
+            if encoded is None or tuple(encoded.shape[1:]) != tuple(spatial_shape):
+                found = "no stored map" if encoded is None else f"shape {tuple(encoded.shape[1:])}"
+                raise MapCacheError(
+                    f"Precomputed map of case {identifier} has {found}, the preprocessed case "
+                    f"{tuple(spatial_shape)}: the cache is stale. Rebuild it with: {cache.rebuild_command()}"
+                )
+            return encoded
+
+        def stamp(identifier: str) -> tuple[int, int]:
+            return map_file_stamp(cache.map_path(identifier))
+
+        return tuple(EncodedMapDataset(dataset, load_encoded, stamp) for dataset in datasets)
+
+    def _with_map_transport(self, pipeline):
+        channels = self._carried_channels()
+        if channels:
+            if self.map_placement == "precomputed":
+                pipeline.transforms.insert(0, DetachEncoding(channels))
+                pipeline.transforms.append(PackEncoding())
+            else:
+                pipeline.transforms.append(EncodePerPatch(self.map_codec(), self.configuration_manager.spacing))
+        return pipeline
+
+    def get_training_transforms(self, *args, **kwargs):
+        """nnU-Net's training pipeline with the map's encoding detached first and packed last."""
+        return self._with_map_transport(super().get_training_transforms(*args, **kwargs))
+
+    def get_validation_transforms(self, *args, **kwargs):
+        """nnU-Net's validation pipeline with the map's encoding detached first and packed last."""
+        return self._with_map_transport(super().get_validation_transforms(*args, **kwargs))
+
+    def decode_batch(self, batch: dict):
+        """The batch's target and the loss's maps at every level, on the device (maps None without a map).
+
+        The target keeps nnU-Net's structure (a list per deep-supervision level, or one tensor).
+        """
+        codec = self.map_codec()
+        carried = self.map_placement in ("precomputed", "worker")
+        if codec is None or not carried:
+            return _to_device(batch["target"], self.device), None
+        channels = codec.channels()
+        if channels:
+            levels, encoded = unpack_target(batch["target"], channels)
         else:
-            pin = self.device.type == "cuda"
-            gen_tr = NonDetMultiThreadedAugmenter(dl_tr, None, processes, max(6, processes // 2), None, pin,
-                                                  wait_time=0.002)
-            gen_val = NonDetMultiThreadedAugmenter(dl_val, None, max(1, processes // 2),
-                                                   max(3, processes // 4), None, pin, wait_time=0.002)
-        _ = next(gen_tr)
-        _ = next(gen_val)
-        return gen_tr, gen_val
+            levels = list(batch["target"]) if isinstance(batch["target"], (list, tuple)) else [batch["target"]]
+            encoded = torch.zeros((levels[0].shape[0], 0, *levels[0].shape[2:]))
+        levels = [level.to(self.device, non_blocking=True) for level in levels]
+        maps = decode_levels(codec, encoded.to(self.device, non_blocking=True), levels)
+        if isinstance(batch["target"], (list, tuple)):
+            return levels, maps
+        return levels[0], maps[0]
 
     # ------------------------------------------------------------------ steps
     def on_train_epoch_start(self):
@@ -365,8 +411,7 @@ class LossPlugTrainer(nnUNetTrainer):
 
     def train_step(self, batch: dict) -> dict:
         data = batch["data"].to(self.device, non_blocking=True)
-        target = _to_device(batch["target"], self.device)
-        maps = _to_device(batch.get(RW_MAP_KEY), self.device)
+        target, maps = self.decode_batch(batch)
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             output = self.network(data)
@@ -390,9 +435,9 @@ class LossPlugTrainer(nnUNetTrainer):
             observe(float(self.logger.get_value("val_losses", step=-1)))
 
     def validation_step(self, batch: dict) -> dict:
-        self.loss.pending_maps = _to_device(batch.get(RW_MAP_KEY), self.device)
+        target, self.loss.pending_maps = self.decode_batch(batch)
         try:
-            return super().validation_step(batch)
+            return super().validation_step({**batch, "target": target})
         finally:
             self.loss.pending_maps = None
 
