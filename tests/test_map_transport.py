@@ -66,7 +66,8 @@ def _load_trainers():
     class RectifiedUserTrainer(module.nnUNetTrainerRRW):
         rw_map = MapKind("scaled_rrw", scaled_rrw)
 
-    return {"user_rectified": RectifiedUserTrainer, "rrw": module.nnUNetTrainerRRW, "rrw_worker": module.nnUNetTrainerRRWOnline,
+    return {"user_rectified": RectifiedUserTrainer, "rrw": module.nnUNetTrainerRRW,
+            "rrw_worker": module.nnUNetTrainerRRWOnline,
             "boundary": module.nnUNetTrainerRWBoundary, "boundary_worker": BoundaryWorkerTrainer,
             "probe": ProbeTrainer}
 
