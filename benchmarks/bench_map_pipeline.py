@@ -7,14 +7,17 @@ and ``3d_fullres`` in ``--workdir``, and measures, side by side in one process a
 1. **Training-process critical path** (median ms per iteration): forward + backward of the loss on random
    logits of the network's output shapes at every deep-supervision level, with the targets and maps of a
    real batch. nnU-Net's ``DC_and_CE_loss`` (as ``nnUNetTrainer._build_loss`` wraps it) against the RW loss
-   with maps that arrive with the batch (``precomputed`` and ``worker`` placements) and against the
+   with maps decoded in the training process from the encoding that arrives with the batch (``precomputed``
+   and ``worker`` placements; ``trainer.decode_batch`` + loss, and the decode alone) and against the
    reference code's placement: maps computed inside the loss from the targets at every level
    (``rrw_reference``: scipy's EDT per image and class, as jmlipman/RegionWiseLoss does; also ``rrw``: one
    multi-label ``edt`` pass per image).
 2. **Augmentation-worker cost per batch** (median ms): ``generate_train_batch()`` of the loaders built by
-   each trainer's ``get_dataloaders`` (``nnUNet_n_proc_DA=0``, called directly in this process): nnU-Net's
-   pipeline alone, with the precomputed map carried (crop, interpolation, decoding per level) and with maps
-   computed per patch in the worker. The ``loss`` placement uses nnU-Net's loaders unchanged.
+   each trainer's ``get_dataloaders`` (nnU-Net's own; ``nnUNet_n_proc_DA=0``, called directly in this
+   process): nnU-Net's pipeline alone, with the precomputed encoding carried (lazy crop, interpolation,
+   packing into the target) and with the encoding computed per patch in the worker. The ``loss`` placement
+   uses nnU-Net's loaders unchanged. Beside it, the **bytes per batch** each loader hands to the training
+   process (image + targets at every level, the encoding included).
 3. **End to end** (median s per iteration, data loading included): ``train_step(next(dataloader_train))``
    of ``nnUNetTrainer``, ``nnUNetTrainerRRW`` (precomputed), ``nnUNetTrainerRRWOnline`` (worker) and a
    reference-placement trainer (``rrw_reference`` in the loss), in this process with ``nnUNet_n_proc_DA``
@@ -26,6 +29,11 @@ and ``3d_fullres`` in ``--workdir``, and measures, side by side in one process a
    ``edt`` pass, float16 encoding, atomic writes) against the reference per-class scipy loop
    (``rw_map(..., reference_compat=True)`` after the same segmentation read, nothing written), on the same
    cases. MB/s counts the K-channel float32 map each produces per case.
+5. **Loss memory for many classes** (``--memory-classes``, default K = 100, one 3D patch 1x40x96x96 at full
+   resolution): peak memory of loss forward + backward, each variant in a fresh process (peak RSS above the
+   inputs on a CPU, ``torch.cuda.max_memory_allocated`` on a GPU): nnU-Net's ``DC_and_CE_loss`` against the
+   RW loss with the map decoded from the one-channel RRW encoding (``RectifiedMap``, O(N)) and with the
+   K-channel map.
 
 Every ratio is the median time of a row divided by that of the section's baseline on the same
 configuration, measured in the same run. ``torch.set_num_threads(1)`` in this process for every variant;
@@ -213,31 +221,35 @@ def section_loss(configuration: str, trainers: dict, batches: dict, repeats: int
     from nnunet_lossplug.maps import get_map_kind
     from nnunet_lossplug.nnunet.trainer import TrainerLoss
 
-    shapes = [t.shape for t in batches["precomputed"]["target"]]
+    shapes = [t.shape for t in batches["nnunet"]["target"]]
     generator = torch.Generator().manual_seed(0)
     logits = [torch.randn((s[0], NUM_CLASSES, *s[2:]), generator=generator) for s in shapes]
 
-    def fwd_bwd(loss_fn, batch: dict, with_maps: bool):
+    def fwd_bwd(loss_fn, batch: dict, decoder=None):
         def run():
             outputs = [x.clone().requires_grad_(True) for x in logits]
-            extra = (batch["rw_map"],) if with_maps else ()
-            loss_fn(outputs, batch["target"], *extra).backward()
+            if decoder is None:
+                loss_fn(outputs, batch["target"]).backward()
+            else:
+                target, maps = decoder.decode_batch(batch)
+                loss_fn(outputs, target, maps).backward()
         return run
 
     rrw = trainers["precomputed"]
     in_loss_edt = TrainerLoss(rrw.loss.criterion, get_map_kind("rrw"), NUM_CLASSES, rrw.configuration_manager.spacing)
     variants = {
-        "nnU-Net DC_and_CE_loss": fwd_bwd(trainers["nnunet"].loss, batches["nnunet"], False),
-        "RRW precomputed (map with the batch)": fwd_bwd(rrw.loss, batches["precomputed"], True),
-        "RRW worker (map with the batch)": fwd_bwd(rrw.loss, batches["worker"], True),
+        "nnU-Net DC_and_CE_loss": fwd_bwd(trainers["nnunet"].loss, batches["nnunet"]),
+        "RRW precomputed: decode + loss": fwd_bwd(rrw.loss, batches["precomputed"], rrw),
+        "RRW precomputed: decode alone": lambda: rrw.decode_batch(batches["precomputed"]),
+        "RRW worker: decode + loss": fwd_bwd(rrw.loss, batches["worker"], trainers["worker"]),
         "reference placement: scipy EDT per image+class in loss": fwd_bwd(trainers["reference"].loss,
-                                                                          batches["nnunet"], False),
-        "in-loss placement with edt (one pass per image)": fwd_bwd(in_loss_edt, batches["nnunet"], False),
+                                                                          batches["nnunet"]),
+        "in-loss placement with edt (one pass per image)": fwd_bwd(in_loss_edt, batches["nnunet"]),
     }
     medians = interleaved_medians(variants, repeats)
     base = medians["nnU-Net DC_and_CE_loss"] * 1e3
-    notes = [f"{len(shapes)} DS levels, batch {shapes[0][0]}, random logits", "", "",
-             "maps at every DS level", "maps at every DS level"]
+    notes = [f"{len(shapes)} DS levels, batch {shapes[0][0]}, random logits", "maps decoded at every DS level",
+             "unpack + decode, every DS level", "", "maps at every DS level", "maps at every DS level"]
     return [Row("1 loss fwd+bwd (training process)", configuration, label, medians[label] * 1e3, "ms/iter",
                 None if i == 0 else base, note) for i, (label, note) in enumerate(zip(variants, notes))]
 
@@ -248,8 +260,8 @@ def section_augmentation(configuration: str, trainers: dict, count: int) -> tupl
     Every variant is seeded alike before each call, so all three crop the same cases at the same places and
     draw the same augmentations: the differences are the map handling alone.
     """
-    labels = {"nnunet": "nnU-Net pipeline alone", "precomputed": "+ precomputed map carried and decoded",
-              "worker": "+ per-patch map computed in the worker"}
+    labels = {"nnunet": "nnU-Net pipeline alone", "precomputed": "+ precomputed encoding carried",
+              "worker": "+ per-patch encoding computed in the worker"}
     generators, runs, batches, calls = [], {}, {}, dict.fromkeys(labels, 0)
     for variant in labels:
         gen_tr, gen_val = loaders(trainers[variant], 0)
@@ -269,7 +281,17 @@ def section_augmentation(configuration: str, trainers: dict, count: int) -> tupl
     rows = [Row("2 augmentation worker, per batch", configuration, labels[v], medians[v] * 1e3, "ms/batch",
                 None if v == "nnunet" else base, f"batch {batches[v]['data'].shape[0]}" if v == "nnunet" else "")
             for v in labels]
+    sizes = {v: batch_bytes(batches[v]) for v in labels}
+    rows += [Row("2b bytes per batch, worker -> trainer", configuration, labels[v], sizes[v] / 1e6, "MB",
+                 None if v == "nnunet" else sizes["nnunet"] / 1e6, "image + targets of every level")
+             for v in labels]
     return rows, batches
+
+
+def batch_bytes(batch: dict) -> int:
+    """Bytes of the tensors a loader hands to the training process (what crosses the process boundary)."""
+    tensors = [batch["data"], *(batch["target"] if isinstance(batch["target"], list) else [batch["target"]])]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def section_end_to_end(configuration: str, trainers: dict, settings: Settings) -> list[Row]:
@@ -339,6 +361,75 @@ def section_hook(configuration: str, preprocessed_base: Path) -> list[Row]:
     return rows
 
 
+MEMORY_VARIANTS = {
+    "dc_and_ce": "nnU-Net DC_and_CE_loss",
+    "rrw_compact": "RRW: one-channel encoding decoded (RectifiedMap)",
+    "rrw_dense": "RRW: K-channel map",
+}
+MEMORY_PATCH = (1, 40, 96, 96)
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def memory_probe(variant: str, num_classes: int) -> int:
+    """Peak memory (bytes) of one loss forward + backward above its inputs; run in a fresh process."""
+    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+
+    from nnunet_lossplug.losses import RegionWiseLoss
+    from nnunet_lossplug.nnunet.map_codecs import codec_for
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batch, *spatial = MEMORY_PATCH
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn((batch, num_classes, *spatial), generator=generator).to(device).requires_grad_(True)
+    labels = torch.randint(0, num_classes, (batch, 1, *spatial), generator=generator).to(device)
+    encoded = torch.rand((batch, 1, *spatial), generator=generator).half().to(device)
+    codec = codec_for("rrw", num_classes)
+    if variant == "dc_and_ce":
+        loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+                              weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
+
+        def run():
+            return loss(logits, labels)
+    else:
+        rw = RegionWiseLoss()
+
+        def run():
+            z = codec.decode(encoded, labels)
+            return rw(logits, z if variant == "rrw_compact" else z.dense())
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run().backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    logits.grad = torch.zeros_like(logits)  # the gradient buffer exists in training too; not counted
+    base = _peak_rss_bytes()
+    run().backward()
+    return _peak_rss_bytes() - base
+
+
+def section_memory(num_classes: int) -> list[Row]:
+    """Each variant of :func:`memory_probe` in its own process (peak RSS is per process)."""
+    results = {}
+    for variant in MEMORY_VARIANTS:
+        output = subprocess.run([sys.executable, __file__, "--memory-probe", variant, "--memory-classes",
+                                 str(num_classes)], check=True, capture_output=True, text=True).stdout
+        results[variant] = int(output.strip().splitlines()[-1])
+    base = results["dc_and_ce"] / 2**20
+    where = "GPU max_memory_allocated" if torch.cuda.is_available() else "peak RSS above the inputs"
+    return [Row("5 loss memory fwd+bwd, many classes", "3d patch", label, results[v] / 2**20, "MiB",
+                None if v == "dc_and_ce" else base,
+                f"K={num_classes}, patch {'x'.join(map(str, MEMORY_PATCH))}, full resolution, {where}")
+            for v, label in MEMORY_VARIANTS.items()]
+
+
 # ---------------------------------------------------------------------------------------------- output
 def print_table(rows: Sequence[Row], header: str) -> None:
     print(header)
@@ -353,7 +444,7 @@ def print_table(rows: Sequence[Row], header: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", type=Path, required=True, help="folder for the generated nnU-Net dataset")
+    parser.add_argument("--workdir", type=Path, help="folder for the generated nnU-Net dataset (required)")
     parser.add_argument("--quick", action="store_true", help="8 cases of 8x64x64 and few repeats")
     parser.add_argument("--fresh", action="store_true", help="delete the workdir first (no reuse)")
     parser.add_argument("--cases", type=int, default=20, help="training cases (default 20)")
@@ -368,7 +459,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--e2e-batch", type=int, default=2,
                         help="batch size of the end-to-end section (default 2; 0 = the plans' batch size). Network, "
                              "augmentation and loss all scale with the batch, so the ratios stay comparable")
+    parser.add_argument("--memory-classes", type=int, default=100, help="K of the loss-memory section (default 100)")
+    parser.add_argument("--memory-probe", choices=list(MEMORY_VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe:
+        torch.set_num_threads(1)
+        print(memory_probe(args.memory_probe, args.memory_classes))
+        return 0
+    if args.workdir is None:
+        parser.error("--workdir is required")
     settings = Settings.from_args(args)
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -387,10 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"{configuration}: building trainers and the rrw cache")
         trainers = {name: build_trainer(cls, configuration, preprocessed) for name, cls in classes.items()}
         from nnunet_lossplug.nnunet import CaseCache
-        from nnunet_lossplug.nnunet.map_codecs import codec_for
 
-        CaseCache(trainers["precomputed"].source, codec_for("rrw", NUM_CLASSES)).ensure(num_processes=2,
-                                                                                         progress=False)
+        CaseCache(trainers["precomputed"].source, trainers["precomputed"].map_codec()).ensure(num_processes=2,
+                                                                                               progress=False)
         log(f"{configuration}: augmentation workers")
         da_rows, batches = section_augmentation(configuration, trainers, settings.da_batches)
         log(f"{configuration}: loss critical path")
@@ -401,7 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += section_end_to_end(configuration, trainers, settings)
         log(f"{configuration}: precompute hook")
         rows += section_hook(configuration, preprocessed)
-    rows.sort(key=lambda r: (r.section, CONFIGURATIONS.index(r.configuration)))
+    log("loss memory with many classes")
+    rows += section_memory(args.memory_classes)
+    rows.sort(key=lambda r: (r.section, r.configuration))
 
     header = (
         f"nnunet-lossplug map pipeline benchmark: {settings.num_cases} synthetic cases {settings.shape[0]}x"

@@ -74,9 +74,33 @@ class RectifiedMap:
             )
 
 
+class _TrueClassLogSoftmax(torch.autograd.Function):
+    """``x_t − logsumexp_k x_k`` with a hand-written backward that allocates one ``K``-channel tensor.
+
+    ``∂ log s_t / ∂x_k = δ_kt − s_k``: the backward builds ``−g·s`` in place and adds ``g`` at the true class,
+    instead of autograd's separate gradients of the gather and of the logsumexp (three ``K``-channel tensors).
+    Saved for backward: the logits (the network's output, alive anyway) and ``O(N)`` tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor) -> Tensor:
+        lse = torch.logsumexp(logits, dim=1, keepdim=True)
+        ctx.save_for_backward(logits, labels, lse)
+        return logits.gather(1, labels) - lse
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        logits, labels, lse = ctx.saved_tensors
+        grad_logits = torch.exp(logits - lse)
+        grad_logits.mul_(-grad)
+        grad_logits.scatter_add_(1, labels, grad)
+        return grad_logits, None
+
+
 def true_class_log_softmax(logits: Tensor, labels: Tensor) -> Tensor:
     """``log s_t = x_t − logsumexp_k x_k`` at each voxel's true class, ``(B, 1, *spatial)``.
 
-    Saves only ``O(N)`` tensors for the backward pass (the logits themselves are the network's output).
+    Saves only ``O(N)`` tensors besides the logits for the backward pass, which allocates one ``K``-channel
+    tensor (the logits' gradient itself).
     """
-    return logits.gather(1, labels.long()) - torch.logsumexp(logits, dim=1, keepdim=True)
+    return _TrueClassLogSoftmax.apply(logits, labels.long())
