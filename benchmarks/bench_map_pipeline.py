@@ -219,7 +219,7 @@ def finish(*generators) -> None:
 def section_loss(configuration: str, trainers: dict, batches: dict, repeats: int) -> list[Row]:
     """Loss forward + backward in the training process on random logits of the network's output shapes."""
     from nnunet_lossplug.maps import get_map_kind
-    from nnunet_lossplug.nnunet.trainer import TrainerLoss
+    from nnunet_lossplug.nnunet.trainer_loss import TrainerLoss
 
     shapes = [t.shape for t in batches["nnunet"]["target"]]
     generator = torch.Generator().manual_seed(0)

@@ -15,6 +15,8 @@ channel for RRW) enters and leaves at the loader's seams:
    loader stacks it like any target: 2 bytes per voxel and stored channel cross the process boundary.
 4. **Training process** (:func:`unpack_target`, then :func:`map_codecs.decode_levels` on the device): the
    encoding is split off the target and decoded at every deep-supervision level from that level's target.
+
+:class:`MapTransport` bundles the four for a trainer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from nnunet_lossplug.nnunet.map_codecs import MapCodec
+from nnunet_lossplug.nnunet.map_codecs import MapCodec, decode_levels
+from nnunet_lossplug.nnunet.precompute import CaseCache, MapCacheError
 
 
 class ChannelStack:
@@ -161,3 +164,60 @@ def map_file_stamp(path) -> tuple[int, int]:
     except OSError:
         return (-1, -1)
     return (st.st_mtime_ns, st.st_size)
+
+
+class MapTransport:
+    """A trainer's map path: cache (precomputed) or per-patch encoding (worker), and the decode on the device.
+
+    ``cache`` is the precompute cache for ``placement == "precomputed"``, None for ``"worker"``.
+    """
+
+    def __init__(self, codec: MapCodec, placement: str, spacing: Sequence[float], cache: CaseCache | None):
+        self.codec = codec
+        self.placement = placement
+        self.spacing = tuple(spacing)
+        self.cache = cache
+        self.channels = codec.channels()
+
+    def load_encoded(self, identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
+        """The case's memory-mapped encoding; a missing or stale one stops with the command that rebuilds it."""
+        assert self.cache is not None
+        encoded = self.cache.load(identifier)
+        if encoded is None or tuple(encoded.shape[1:]) != tuple(spatial_shape):
+            found = "no stored map" if encoded is None else f"shape {tuple(encoded.shape[1:])}"
+            raise MapCacheError(
+                f"Precomputed map of case {identifier} has {found}, the preprocessed case {tuple(spatial_shape)}: "
+                f"the cache is stale. Rebuild it with: {self.cache.rebuild_command()}"
+            )
+        return encoded
+
+    def _stamp(self, identifier: str) -> tuple[int, int]:
+        assert self.cache is not None
+        return map_file_stamp(self.cache.map_path(identifier))
+
+    def wrap_datasets(self, datasets: Sequence) -> tuple:
+        """nnU-Net's training and validation datasets, with the cached encoding behind the image channels."""
+        if self.cache is None or not self.channels:
+            return tuple(datasets)
+        return tuple(EncodedMapDataset(dataset, self.load_encoded, self._stamp) for dataset in datasets)
+
+    def extend_pipeline(self, pipeline):
+        """nnU-Net's augmentation pipeline with the encoding detached first and packed (or computed) last."""
+        if self.channels and self.placement == "precomputed":
+            pipeline.transforms.insert(0, DetachEncoding(self.channels))
+            pipeline.transforms.append(PackEncoding())
+        elif self.channels:
+            pipeline.transforms.append(EncodePerPatch(self.codec, self.spacing))
+        return pipeline
+
+    def decode(self, target, device: torch.device):
+        """The batch target's levels and the loss's map at each level, on ``device``, in nnU-Net's structure."""
+        is_list = isinstance(target, (list, tuple))
+        if self.channels:
+            levels, encoded = unpack_target(target, self.channels)
+        else:
+            levels = list(target) if is_list else [target]
+            encoded = torch.zeros((levels[0].shape[0], 0, *levels[0].shape[2:]))
+        levels = [level.to(device, non_blocking=True) for level in levels]
+        maps = decode_levels(self.codec, encoded.to(device, non_blocking=True), levels)
+        return (levels, maps) if is_list else (levels[0], maps[0])

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -48,71 +48,17 @@ from torch import distributed as dist
 from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
 from nnunet_lossplug.maps import get_map_kind, rectification_report
 from nnunet_lossplug.maps.registry import MapKind
-from nnunet_lossplug.nnunet.map_codecs import BUILTIN_CODEC_KINDS, MapCodec, codec_for, decode_levels
-from nnunet_lossplug.nnunet.map_transport import (
-    DetachEncoding,
-    EncodedMapDataset,
-    EncodePerPatch,
-    PackEncoding,
-    map_file_stamp,
-    unpack_target,
-)
-from nnunet_lossplug.nnunet.precompute import CaseCache, MapCacheError
+from nnunet_lossplug.nnunet.map_codecs import BUILTIN_CODEC_KINDS, MapCodec, codec_for
+from nnunet_lossplug.nnunet.map_transport import MapTransport
+from nnunet_lossplug.nnunet.precompute import CaseCache
 from nnunet_lossplug.nnunet.schedules import PolySchedule
 from nnunet_lossplug.nnunet.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.specs import LossSpec, OptimizerSpec
+from nnunet_lossplug.nnunet.trainer_loss import TrainerLoss, to_device
 
 MAP_PLACEMENTS = ("precomputed", "worker", "loss")
 DS_SIGMA_LOG_KEY = "lossplug_ds_sigma"
 DS_WEIGHTS_LOG_KEY = "lossplug_ds_weights"
-
-
-def _to_device(value, device: torch.device):
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return [v.to(device, non_blocking=True) for v in value]
-    return value.to(device, non_blocking=True)
-
-
-class TrainerLoss(nn.Module):
-    """The trainer's ``self.loss``: deep supervision around the declared loss, fed with the batch's maps.
-
-    nnU-Net's ``validation_step`` calls ``self.loss(output, target)``; the maps of that batch are handed over
-    beforehand through :attr:`pending_maps`. With ``map_kind`` set (the ``"loss"`` placement), maps are
-    computed here from the targets instead, in the training process, as the reference code does.
-    """
-
-    def __init__(self, criterion: DeepSupervisionLoss, map_kind: MapKind | None = None,
-                 num_classes: int = 0, spacing: Sequence[float] | None = None):
-        super().__init__()
-        self.criterion = criterion
-        self.map_kind = map_kind
-        self.num_classes = num_classes
-        self.spacing = tuple(spacing) if spacing is not None else None
-        self.pending_maps: list[torch.Tensor] | None = None
-
-    def _maps_from_targets(self, targets: list[torch.Tensor]) -> list[torch.Tensor]:
-        assert self.map_kind is not None
-        maps = []
-        full = targets[0].shape[2:]
-        for target in targets:
-            scale = [f / s for f, s in zip(full, target.shape[2:])]
-            spacing = None if self.spacing is None else tuple(sp * sc for sp, sc in zip(self.spacing, scale))
-            labels = target[:, 0].detach().cpu().numpy().astype(np.int16)
-            batch = np.stack([self.map_kind.compute(lab, self.num_classes, spacing) for lab in labels])
-            maps.append(torch.from_numpy(batch).to(target.device))
-        return maps
-
-    def forward(self, output, target, rw_maps=None) -> torch.Tensor:
-        outputs = output if isinstance(output, (list, tuple)) else [output]
-        targets = target if isinstance(target, (list, tuple)) else [target]
-        maps = rw_maps if rw_maps is not None else self.pending_maps
-        if maps is not None and not isinstance(maps, (list, tuple)):
-            maps = [maps]
-        if maps is None and self.map_kind is not None:
-            maps = self._maps_from_targets(list(targets))
-        return self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None)
 
 
 class LossPlugTrainer(nnUNetTrainer):
@@ -335,72 +281,36 @@ class LossPlugTrainer(nnUNetTrainer):
             self.print_to_log_file(f"Rectification check of '{kind.name}' maps: 0 unstable voxels; carried {form}.")
 
     # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
-    def _carried_channels(self) -> int:
-        """Encoding channels that ride with each patch (0: no map, maps in the loss, or AC / Cao)."""
+    def _transport(self) -> MapTransport | None:
+        """The map's path through nnU-Net's loader (None: no map, or maps computed in the loss)."""
         codec = self.map_codec()
-        if codec is None or self.map_placement not in ("precomputed", "worker"):
-            return 0
-        return codec.channels()
+        if codec is None or self.map_placement == "loss":
+            return None
+        return MapTransport(codec, self.map_placement, self.configuration_manager.spacing, self._map_cache())
 
     def get_tr_and_val_datasets(self):
+        transport = self._transport()
         datasets = super().get_tr_and_val_datasets()
-        cache = self._map_cache()
-        if cache is None or not self._carried_channels():
-            return datasets
-
-        def load_encoded(identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
-            encoded = cache.load(identifier)
-            if encoded is None or tuple(encoded.shape[1:]) != tuple(spatial_shape):
-                found = "no stored map" if encoded is None else f"shape {tuple(encoded.shape[1:])}"
-                raise MapCacheError(
-                    f"Precomputed map of case {identifier} has {found}, the preprocessed case "
-                    f"{tuple(spatial_shape)}: the cache is stale. Rebuild it with: {cache.rebuild_command()}"
-                )
-            return encoded
-
-        def stamp(identifier: str) -> tuple[int, int]:
-            return map_file_stamp(cache.map_path(identifier))
-
-        return tuple(EncodedMapDataset(dataset, load_encoded, stamp) for dataset in datasets)
-
-    def _with_map_transport(self, pipeline):
-        channels = self._carried_channels()
-        if channels:
-            if self.map_placement == "precomputed":
-                pipeline.transforms.insert(0, DetachEncoding(channels))
-                pipeline.transforms.append(PackEncoding())
-            else:
-                pipeline.transforms.append(EncodePerPatch(self.map_codec(), self.configuration_manager.spacing))
-        return pipeline
+        return transport.wrap_datasets(datasets) if transport is not None else datasets
 
     def get_training_transforms(self, *args, **kwargs):
-        """nnU-Net's training pipeline with the map's encoding detached first and packed last."""
-        return self._with_map_transport(super().get_training_transforms(*args, **kwargs))
+        """nnU-Net's training pipeline, carrying the map's encoding (see :mod:`map_transport`)."""
+        transport = self._transport()
+        pipeline = super().get_training_transforms(*args, **kwargs)
+        return transport.extend_pipeline(pipeline) if transport is not None else pipeline
 
     def get_validation_transforms(self, *args, **kwargs):
-        """nnU-Net's validation pipeline with the map's encoding detached first and packed last."""
-        return self._with_map_transport(super().get_validation_transforms(*args, **kwargs))
+        """nnU-Net's validation pipeline, carrying the map's encoding (see :mod:`map_transport`)."""
+        transport = self._transport()
+        pipeline = super().get_validation_transforms(*args, **kwargs)
+        return transport.extend_pipeline(pipeline) if transport is not None else pipeline
 
     def decode_batch(self, batch: dict):
-        """The batch's target and the loss's maps at every level, on the device (maps None without a map).
-
-        The target keeps nnU-Net's structure (a list per deep-supervision level, or one tensor).
-        """
-        codec = self.map_codec()
-        carried = self.map_placement in ("precomputed", "worker")
-        if codec is None or not carried:
-            return _to_device(batch["target"], self.device), None
-        channels = codec.channels()
-        if channels:
-            levels, encoded = unpack_target(batch["target"], channels)
-        else:
-            levels = list(batch["target"]) if isinstance(batch["target"], (list, tuple)) else [batch["target"]]
-            encoded = torch.zeros((levels[0].shape[0], 0, *levels[0].shape[2:]))
-        levels = [level.to(self.device, non_blocking=True) for level in levels]
-        maps = decode_levels(codec, encoded.to(self.device, non_blocking=True), levels)
-        if isinstance(batch["target"], (list, tuple)):
-            return levels, maps
-        return levels[0], maps[0]
+        """The batch's target and the loss's maps at every level, on the device (maps None without a map)."""
+        transport = self._transport()
+        if transport is None:
+            return to_device(batch["target"], self.device), None
+        return transport.decode(batch["target"], self.device)
 
     # ------------------------------------------------------------------ steps
     def on_train_epoch_start(self):

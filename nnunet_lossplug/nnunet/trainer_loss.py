@@ -1,0 +1,61 @@
+"""The trainer's ``self.loss``: deep supervision around the declared loss, fed with each batch's maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnunet_lossplug.losses import DeepSupervisionLoss
+from nnunet_lossplug.maps.registry import MapKind
+
+
+def to_device(value, device: torch.device):
+    """A tensor, a list of tensors or None, moved to ``device``."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [v.to(device, non_blocking=True) for v in value]
+    return value.to(device, non_blocking=True)
+
+
+class TrainerLoss(nn.Module):
+    """The trainer's ``self.loss``: deep supervision around the declared loss, fed with the batch's maps.
+
+    nnU-Net's ``validation_step`` calls ``self.loss(output, target)``; the maps of that batch are handed over
+    beforehand through :attr:`pending_maps`. With ``map_kind`` set (the ``"loss"`` placement), maps are
+    computed here from the targets instead, in the training process, as the reference code does.
+    """
+
+    def __init__(self, criterion: DeepSupervisionLoss, map_kind: MapKind | None = None,
+                 num_classes: int = 0, spacing: Sequence[float] | None = None):
+        super().__init__()
+        self.criterion = criterion
+        self.map_kind = map_kind
+        self.num_classes = num_classes
+        self.spacing = tuple(spacing) if spacing is not None else None
+        self.pending_maps: list[torch.Tensor] | None = None
+
+    def _maps_from_targets(self, targets: list[torch.Tensor]) -> list[torch.Tensor]:
+        assert self.map_kind is not None
+        maps = []
+        full = targets[0].shape[2:]
+        for target in targets:
+            scale = [f / s for f, s in zip(full, target.shape[2:])]
+            spacing = None if self.spacing is None else tuple(sp * sc for sp, sc in zip(self.spacing, scale))
+            labels = target[:, 0].detach().cpu().numpy().astype(np.int16)
+            batch = np.stack([self.map_kind.compute(lab, self.num_classes, spacing) for lab in labels])
+            maps.append(torch.from_numpy(batch).to(target.device))
+        return maps
+
+    def forward(self, output, target, rw_maps=None) -> torch.Tensor:
+        outputs = output if isinstance(output, (list, tuple)) else [output]
+        targets = target if isinstance(target, (list, tuple)) else [target]
+        maps = rw_maps if rw_maps is not None else self.pending_maps
+        if maps is not None and not isinstance(maps, (list, tuple)):
+            maps = [maps]
+        if maps is None and self.map_kind is not None:
+            maps = self._maps_from_targets(list(targets))
+        return self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None)
