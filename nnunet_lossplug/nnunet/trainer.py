@@ -278,7 +278,7 @@ class LossPlugTrainer(nnUNetTrainer):
         else:
             codec = self.map_codec()
             form = "rebuilt from the augmented segmentation" if codec is not None and codec.rectified else "as is"
-            self.print_to_log_file(f"Rectification check of '{kind.name}' maps: 0 unstable voxels; carried {form}.")
+            self.print_to_log_file(f"Rectification check of '{kind.name}' maps: 0 unstable voxels. Carried {form}.")
 
     # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
     def _transport(self) -> MapTransport | None:
