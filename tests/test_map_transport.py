@@ -200,6 +200,12 @@ def test_rrw_maps_after_training_augmentation(loaders, configuration, placement)
         batch = next(gen_tr)
         _check_shapes(trainer, batch, plans, configuration)
         _check_rrw_structure(trainer, batch)
+        if placement == "rrw_worker":  # decoded on the device == the map of the augmented patch, by hand
+            targets, maps = _levels(trainer, batch)
+            spacing = plans["configurations"][configuration]["spacing"][-(targets[0].ndim - 2):]
+            for j in range(targets[0].shape[0]):
+                expected = rw_map(targets[0][j, 0].numpy().astype(np.int64), NUM_CLASSES, "rrw", spacing=spacing)
+                np.testing.assert_allclose(maps[0][j].numpy(), expected, rtol=0, atol=FLOAT16_ATOL)
         if placement != "rrw":
             continue
         # precomputed: interpolation keeps every value inside the range of the case's map before augmentation
