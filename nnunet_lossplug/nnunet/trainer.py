@@ -283,8 +283,8 @@ class LossPlugTrainer(nnUNetTrainer):
     # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
     def _transport(self) -> MapTransport | None:
         """The map's path through nnU-Net's loader (None: no map, or maps computed in the loss)."""
-        codec = self.map_codec()
-        if codec is None or self.map_placement == "loss":
+        codec = self.map_codec() if self.map_placement != "loss" else None
+        if codec is None:
             return None
         return MapTransport(codec, self.map_placement, self.configuration_manager.spacing, self._map_cache())
 
