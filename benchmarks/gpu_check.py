@@ -44,23 +44,38 @@ Usage::
 ``--workdir`` holds ``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` (names this repository's
 .gitignore ignores, so a workdir inside the checkout can travel as an ignored path). A workdir already holding
 a dataset of the same specification is reused. ``--preprocessed DIR`` consumes a carried ``nnUNet_preprocessed``
-folder written by ``--prepare-only`` (nothing is generated or preprocessed; SimpleITK is still needed, see below).
+folder written by ``--prepare-only`` (nothing is generated or preprocessed there).
 
-On the device machine (one H200, 16 cores; the run is designed for about 5-6 minutes there: estimate, not
-measured, no GPU was lent when this was written): its image has torch, numpy, scipy and scikit-image but not
-nnU-Net's other requirements. ``--wheels DIR`` installs every ``DIR/*.whl`` with ``pip install --no-index
---no-deps --target build/gpu_site`` (skipping wheels installed there before: ``build/`` is ignored by git and
-kept between calls while the machine stays warm) and puts ``build/gpu_site`` and this checkout on the path.
-Build the wheels here for the device's Python (cp312, manylinux x86_64), e.g.
-``pip download --only-binary=:all: --no-deps --python-version 3.12 --platform manylinux2014_x86_64 -d .whl/a
-nnunetv2 batchgeneratorsv2 batchgenerators blosc2 edt dynamic-network-architectures ...`` and
-``pip wheel --no-deps acvl-utils -w .whl/a`` (no wheel on the registry). Needed at import time, besides torch,
-numpy, scipy and scikit-image: the modules in ``REQUIRED_MODULES`` below; the script checks them first and names
-every missing one in one line. nnU-Net's trainer module imports SimpleITK (through its evaluation code), so
-SimpleITK (53 MB) is needed even when the preprocessed folder is carried: with 64 MiB per call, install it in a
-first call of its own (``--wheels .whl/sitk --install-only``), then carry the other wheels in the second call
-(``--wheels .whl/a``) together with either nothing (the script generates and preprocesses there, ``-np 8``) or
-the preprocessed folder from ``--prepare-only`` if it fits.
+**On the device machine** (one H200, 16 cores, 15 minutes of device time per task, 64 MiB carried per call).
+Designed to take about 5-6 minutes there (an estimate, not a measurement: no GPU was lent when this was
+written): about 30 s to generate and preprocess (``-np 8``), per trainer a few seconds of set-up, 25 warm-up and 30
+timed iterations (2d well under 0.1 s, 3d_fullres a few tenths of a second each on an H200), and
+``torch.compile``, the largest and least certain part (roughly a minute for the first network of each
+configuration, less for the next ones thanks to inductor's caches). ``--time-budget`` (330 s) skips trainers
+not started by then, so the run ends near 6 minutes even if compiling takes longer; the rows written so far are in
+``--out`` after every trainer.
+
+Its image has torch, numpy, scipy and scikit-image, not nnU-Net's other requirements. ``--wheels DIR`` installs
+every ``DIR/*.whl`` with ``pip install --no-index --no-deps --target build/gpu_site`` (wheels installed there by
+an earlier call are skipped; ``build/`` is ignored by git and kept between calls while the machine stays warm) and
+puts ``build/gpu_site`` and this checkout on the path (the plugin's trainer folder is registered by the script, no
+pip install of the plugin needed). What must be importable besides torch, numpy, scipy and scikit-image:
+``REQUIRED_MODULES`` below (the script names every missing one in one line before doing anything else).
+nnU-Net's trainer module imports SimpleITK (through nnU-Net's evaluation code), so SimpleITK is needed even with a
+carried preprocessed folder, and the preprocessed datasets (about 58 + 27 MiB) do not fit in one call with the
+wheels anyway: the device generates and preprocesses them itself. Steps:
+
+1. Here, wheels for the device's Python (cp312, manylinux x86_64): ``pip download --only-binary=:all: --no-deps
+   --python-version 3.12 --platform manylinux2014_x86_64 -d .whl/sitk SimpleITK``; the same into ``.whl/rest``
+   for the compiled ones the image lacks (blosc2, edt, connected-components-3d, numexpr, msgpack, ...) and
+   ``pip wheel --no-deps -w .whl/rest nnunetv2==2.8.1 batchgeneratorsv2 batchgenerators acvl-utils
+   dynamic-network-architectures ...`` for the pure-Python ones (acvl-utils has no wheel on the registry).
+   ``.whl/`` is ignored by git.
+2. Here: ``python benchmarks/gpu_check.py --workdir /tmp/gc --quick`` passes.
+3. Device call 1 (carry ``.whl/sitk``): ``python benchmarks/gpu_check.py --workdir /tmp/gc --wheels .whl/sitk
+   --install-only``; it also lists what is still missing.
+4. Device call 2 (carry ``.whl/rest``, timeout about 420 s): ``python benchmarks/gpu_check.py
+   --workdir /tmp/gc --wheels .whl/rest --out "$OUT"``; then give the machine back.
 """
 
 from __future__ import annotations
@@ -197,8 +212,12 @@ def put_on_path(*folders: Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(f) for f in folders] + existing)
 
 
+def missing_distributions() -> list[str]:
+    return sorted({dist for module, dist in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None})
+
+
 def check_modules() -> None:
-    missing = sorted({dist for module, dist in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None})
+    missing = missing_distributions()
     if missing:
         raise CheckError(f"missing Python packages: {' '.join(missing)}; install them (or pass --wheels DIR with "
                          f"their cp312 wheels, see the docstring of benchmarks/gpu_check.py)")
@@ -478,8 +497,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="nnUNet_n_proc_DA (default: as set, else nnU-Net's own choice; --quick: 1)")
     parser.add_argument("--processes", type=int, default=min(8, os.cpu_count() or 1),
                         help="nnUNetv2_plan_and_preprocess -np/-npfp (default: min(8, cores))")
-    parser.add_argument("--time-budget", type=float, default=330.0,
-                        help="seconds after which trainers not yet started are skipped (default 330)")
+    parser.add_argument("--time-budget", type=float,
+                        help="seconds from the script's start after which trainers not yet started are skipped "
+                             "(default 330; none with --quick)")
     parser.add_argument("--trainer-timeout", type=float, default=240.0,
                         help="seconds one trainer may take before it is reported failed (default 240)")
     parser.add_argument("--traceback", action="store_true", help="print tracebacks of failures")
@@ -488,6 +508,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.warmup = 1 if args.quick else 25
     if args.iterations is None:
         args.iterations = 2 if args.quick else 30
+    if args.time_budget is None:
+        args.time_budget = float("inf") if args.quick else 330.0
     if args.warmup < 1 or args.iterations < 1:
         parser.error("--warmup and --iterations must be at least 1")
     if args.install_only and args.wheels is None:
@@ -503,7 +525,9 @@ def run(args: argparse.Namespace) -> int:
         install_wheels(args.wheels.resolve())
         put_on_path(SITE, REPO)
         if args.install_only:
-            log(f"installed into {SITE}")
+            missing = missing_distributions()
+            log(f"installed into {SITE}; " + (f"still missing: {' '.join(missing)}" if missing else
+                                               "every module in REQUIRED_MODULES is importable"))
             return 0
     elif importlib.util.find_spec("nnunet_lossplug") is None:
         put_on_path(REPO)
