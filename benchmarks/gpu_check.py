@@ -98,7 +98,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SITE = REPO / "build" / "gpu_site"
+DEFAULT_SITE = REPO / "build" / "gpu_site"
 BASELINE = "nnUNetTrainer"
 REFERENCE = "RRW reference placement"
 CONFIGURATIONS = ("2d", "3d_fullres")
@@ -183,20 +183,20 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- environment
-def install_wheels(folder: Path) -> None:
-    """``pip install --no-index --no-deps --target build/gpu_site`` of the wheels in ``folder`` not installed yet."""
+def install_wheels(folder: Path, site: Path) -> None:
+    """``pip install --no-index --no-deps --target site`` of the wheels in ``folder`` not installed there yet."""
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
         raise CheckError(f"--wheels {folder}: no *.whl files there; build them as the docstring of "
                          f"benchmarks/gpu_check.py says, or leave --wheels out where the packages are installed")
-    SITE.mkdir(parents=True, exist_ok=True)
-    record = SITE / ".gpu_check_installed"
+    site.mkdir(parents=True, exist_ok=True)
+    record = site / ".gpu_check_installed"
     done = set(record.read_text().split()) if record.is_file() else set()
     todo = [w for w in wheels if w.name not in done]
     if todo:
-        log(f"installing {len(todo)} wheels from {folder} into {SITE}")
+        log(f"installing {len(todo)} wheels from {folder} into {site}")
         result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-                                 "--target", str(SITE), *map(str, todo)], capture_output=True, text=True)
+                                 "--target", str(site), *map(str, todo)], capture_output=True, text=True)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise CheckError(f"pip could not install the wheels of {folder}: {last}")
@@ -232,9 +232,10 @@ def set_nnunet_folders(workdir: Path, preprocessed: Path | None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         os.environ[key] = str(folder)
     os.environ.setdefault("nnUNet_def_n_proc", str(min(8, os.cpu_count() or 1)))
-    from nnunet_lossplug.discovery import register_trainer_folder
+    from nnunet_lossplug.discovery import ENV_VAR, ext_trainer_value
 
-    register_trainer_folder()  # the .pth start-up hook does this where the plugin is pip-installed
+    # what the .pth start-up hook does where the plugin is pip-installed (the device has no install)
+    os.environ[ENV_VAR] = ext_trainer_value(os.environ.get(ENV_VAR))
     return folders["nnUNet_preprocessed"]
 
 
@@ -486,6 +487,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="a carried nnUNet_preprocessed folder written by --prepare-only (nothing is generated)")
     parser.add_argument("--out", type=Path, help="where gpu_check.md/.json go (default: --workdir)")
     parser.add_argument("--wheels", type=Path, help="install DIR/*.whl into build/gpu_site first (see docstring)")
+    parser.add_argument("--site", type=Path, default=DEFAULT_SITE,
+                        help="where --wheels installs (default build/gpu_site: git-ignored, kept between calls)")
     parser.add_argument("--install-only", action="store_true", help="with --wheels: install and stop")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--configurations", nargs="+", choices=CONFIGURATIONS, default=list(CONFIGURATIONS))
@@ -522,11 +525,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.wheels is not None:
-        install_wheels(args.wheels.resolve())
-        put_on_path(SITE, REPO)
+        site = args.site.resolve()
+        install_wheels(args.wheels.resolve(), site)
+        put_on_path(site, REPO)
         if args.install_only:
             missing = missing_distributions()
-            log(f"installed into {SITE}; " + (f"still missing: {' '.join(missing)}" if missing else
+            log(f"installed into {site}; " + (f"still missing: {' '.join(missing)}" if missing else
                                                "every module in REQUIRED_MODULES is importable"))
             return 0
     elif importlib.util.find_spec("nnunet_lossplug") is None:

@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,39 @@ def test_a_carried_folder_without_the_dataset_is_refused_in_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert "holds no Dataset995_GpuCheckQuick" in lines[0] and "--prepare-only" in lines[0]
+
+
+def write_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel holding the module ``name`` (what pip needs: WHEEL, METADATA, RECORD)."""
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{dist_info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{dist_info}/RECORD"])
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+    return path
+
+
+def test_wheels_are_installed_once_into_the_site_folder(tmp_path):
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    wheels.mkdir()
+    write_wheel(wheels, "gpucheck_probe", "0.1")
+    args = ("--workdir", str(tmp_path / "work"), "--wheels", str(wheels), "--site", str(site), "--install-only")
+    first = run_script(*args, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert (site / "gpucheck_probe" / "__init__.py").read_text() == "VERSION = '0.1'\n"
+    assert "installing 1 wheels" in first.stderr and "every module in REQUIRED_MODULES is importable" in first.stderr
+    second = run_script(*args, timeout=300)  # a later call on the same machine: nothing to install
+    assert second.returncode == 0 and "installing" not in second.stderr
+
+
+def test_an_empty_wheel_folder_is_refused_in_one_line(tmp_path):
+    result = run_script("--workdir", str(tmp_path / "work"), "--wheels", str(tmp_path), "--install-only", timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no *.whl files" in lines[0]
