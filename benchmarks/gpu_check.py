@@ -9,9 +9,13 @@ loaders with ``nnUNet_n_proc_DA`` augmentation worker processes; the plugin's pr
 ``trainer.train_step(next(trainer.dataloader_train))``.
 Every iteration is timed in two parts: the wait for the batch (``next(dataloader_train)``: zero while the workers
 keep ahead, the augmentation shortfall otherwise) and the training step (``train_step`` up to
-``torch.cuda.synchronize()``). Mixed precision and ``torch.compile`` are nnU-Net's own decisions: autocast and
-GradScaler on CUDA, compile on CUDA unless ``nnUNet_compile`` says otherwise (this script does not set it);
-``cudnn.benchmark`` is on as ``nnUNetv2_train`` sets it. ``torch._dynamo.reset()`` between trainers, so every
+``torch.cuda.synchronize()``). The warm-up covers compilation and drains most of the batches the workers queue
+meanwhile (nnU-Net's augmenter holds about 2 x 6 + one per worker); where the workers are only slightly slower
+than the GPU, the rest of that queue can still hide part of the shortfall in the first timed iterations, so
+look at the per-iteration waits in ``gpu_check.json`` before blaming or acquitting the workers.
+Mixed precision and ``torch.compile`` are nnU-Net's own decisions: autocast and GradScaler on CUDA, compile on
+CUDA unless ``nnUNet_compile`` says otherwise (this script does not set it); ``cudnn.benchmark`` is on as
+``nnUNetv2_train`` sets it. ``torch._dynamo.reset()`` between trainers, so every
 trainer compiles its own network as in its own process (inductor's caches make the later compiles shorter).
 
 Trainers: ``nnUNetTrainer`` (the baseline of every ratio), ``nnUNetTrainerRRW`` (precomputed maps),
@@ -30,13 +34,15 @@ set-up time (construct + initialize + on_train_start) and the warm-up time (comp
 
 Datasets (``nnunet_lossplug.demo.synthetic``, planned and preprocessed by nnU-Net's ``nnUNetv2_plan_and_preprocess``):
 ``2d`` on 20 ACDC-like cases of 10 x 256 x 224 voxels (10 x 1.5 x 1.5 mm), ``3d_fullres`` on 3 cases of
-64 x 192 x 192 (1.5 mm isotropic); fold ``all``. ``--quick``: one dataset of 5 cases of 6 x 40 x 40 for both
-configurations, warm-up 1 and 2 timed iterations, one augmentation worker by default (a CPU run of about a
-minute; ``tests/test_gpu_check.py`` runs it).
+64 x 192 x 192 (1.5 mm isotropic); fold ``all``. nnU-Net plans batch 10 of 256 x 224 for 2d (its cap: a batch
+covers at most 5 % of the dataset's voxels) and batch 2 of 64 x 192 x 192 for 3d_fullres.
+``--quick``: one dataset of 5 cases of 6 x 40 x 40 for both configurations, warm-up 1 and 2 timed iterations,
+one augmentation worker and one preprocessing process by default (a CPU run of under two minutes on this
+project's 2-core machine at a load average of 10; ``tests/test_gpu_check.py`` runs it).
 
 Usage::
 
-    python benchmarks/gpu_check.py --workdir /tmp/gpu_check --quick            # CPU smoke run, about a minute
+    python benchmarks/gpu_check.py --workdir /tmp/gpu_check --quick            # CPU smoke run, < 2 min
     python benchmarks/gpu_check.py --workdir /tmp/gpu_check                    # generate, preprocess, measure
     python benchmarks/gpu_check.py --workdir gpu_data --prepare-only           # generate + preprocess only
     python benchmarks/gpu_check.py --workdir /tmp/gc --preprocessed gpu_data/nnUNet_preprocessed --out "$OUT"
@@ -481,7 +487,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, required=True,
                         help="folder for nnUNet_raw / nnUNet_preprocessed / nnUNet_results")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny dataset, warm-up 1, 2 timed iterations (a CPU smoke run of about a minute)")
+                        help="tiny dataset, warm-up 1, 2 timed iterations (a CPU smoke run, under two minutes)")
     parser.add_argument("--prepare-only", action="store_true", help="generate and preprocess, measure nothing")
     parser.add_argument("--preprocessed", type=Path,
                         help="a carried nnUNet_preprocessed folder written by --prepare-only (nothing is generated)")
@@ -498,8 +504,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, help="timed iterations per trainer (default 30, --quick 2)")
     parser.add_argument("--da-workers", type=int,
                         help="nnUNet_n_proc_DA (default: as set, else nnU-Net's own choice; --quick: 1)")
-    parser.add_argument("--processes", type=int, default=min(8, os.cpu_count() or 1),
-                        help="nnUNetv2_plan_and_preprocess -np/-npfp (default: min(8, cores))")
+    parser.add_argument("--processes", type=int,
+                        help="nnUNetv2_plan_and_preprocess -np/-npfp (default: min(8, cores); --quick: 1, as each "
+                             "of nnU-Net's spawned processes first imports nnU-Net)")
     parser.add_argument("--time-budget", type=float,
                         help="seconds from the script's start after which trainers not yet started are skipped "
                              "(default 330; none with --quick)")
@@ -511,6 +518,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.warmup = 1 if args.quick else 25
     if args.iterations is None:
         args.iterations = 2 if args.quick else 30
+    if args.processes is None:
+        args.processes = 1 if args.quick else min(8, os.cpu_count() or 1)
     if args.time_budget is None:
         args.time_budget = float("inf") if args.quick else 330.0
     if args.warmup < 1 or args.iterations < 1:

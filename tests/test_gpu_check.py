@@ -2,7 +2,7 @@
 
 The script runs as a subprocess in a tmp folder: it generates a tiny dataset, preprocesses it with nnU-Net's
 ``nnUNetv2_plan_and_preprocess``, and times warm-up 1 + 2 iterations of every trainer with one augmentation worker
-(about a minute and a half on 2 loaded CPU cores). The speed numbers themselves are not checked here (they belong
+(under two minutes on 2 loaded CPU cores). The speed numbers themselves are not checked here (they belong
 to the benchmark); the table's structure, its finiteness column and its ratios are.
 """
 
