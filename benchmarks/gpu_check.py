@@ -37,12 +37,12 @@ Datasets (``nnunet_lossplug.demo.synthetic``, planned and preprocessed by nnU-Ne
 64 x 192 x 192 (1.5 mm isotropic); fold ``all``. nnU-Net plans batch 10 of 256 x 224 for 2d (its cap: a batch
 covers at most 5 % of the dataset's voxels) and batch 2 of 64 x 192 x 192 for 3d_fullres.
 ``--quick``: one dataset of 5 cases of 6 x 40 x 40 for both configurations, warm-up 1 and 2 timed iterations,
-one augmentation worker and one preprocessing process by default (a CPU run of under two minutes on this
-project's 2-core machine at a load average of 10; ``tests/test_gpu_check.py`` runs it).
+one augmentation worker and one preprocessing process by default (about 70 CPU-seconds: 110 s on this project's
+2-core machine at a load average of 10, 170 s at 14; ``tests/test_gpu_check.py`` runs it).
 
 Usage::
 
-    python benchmarks/gpu_check.py --workdir /tmp/gpu_check --quick            # CPU smoke run, < 2 min
+    python benchmarks/gpu_check.py --workdir /tmp/gpu_check --quick            # CPU smoke run, ~70 CPU-s
     python benchmarks/gpu_check.py --workdir /tmp/gpu_check                    # generate, preprocess, measure
     python benchmarks/gpu_check.py --workdir gpu_data --prepare-only           # generate + preprocess only
     python benchmarks/gpu_check.py --workdir /tmp/gc --preprocessed gpu_data/nnUNet_preprocessed --out "$OUT"
@@ -487,7 +487,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, required=True,
                         help="folder for nnUNet_raw / nnUNet_preprocessed / nnUNet_results")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny dataset, warm-up 1, 2 timed iterations (a CPU smoke run, under two minutes)")
+                        help="tiny dataset, warm-up 1, 2 timed iterations (a CPU smoke run, about 70 CPU-seconds)")
     parser.add_argument("--prepare-only", action="store_true", help="generate and preprocess, measure nothing")
     parser.add_argument("--preprocessed", type=Path,
                         help="a carried nnUNet_preprocessed folder written by --prepare-only (nothing is generated)")

@@ -2,8 +2,9 @@
 
 The script runs as a subprocess in a tmp folder: it generates a tiny dataset, preprocesses it with nnU-Net's
 ``nnUNetv2_plan_and_preprocess``, and times warm-up 1 + 2 iterations of every trainer with one augmentation worker
-(under two minutes on 2 loaded CPU cores). The speed numbers themselves are not checked here (they belong
-to the benchmark); the table's structure, its finiteness column and its ratios are.
+(about 70 CPU-seconds: 110 s on 2 CPU cores at a load average of 10, 170 s at 14). The speed numbers themselves
+are not checked here (they belong to the benchmark); the table's structure, its finiteness column and its ratios
+are.
 """
 
 from __future__ import annotations
