@@ -369,10 +369,12 @@ MEMORY_VARIANTS = {
 MEMORY_PATCH = (1, 40, 96, 96)
 
 
-def _peak_rss_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+def _status_bytes(field: str) -> int:
+    """``VmRSS`` / ``VmHWM`` (peak RSS) of this process from ``/proc/self/status``, in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def memory_probe(variant: str, num_classes: int) -> int:
@@ -410,9 +412,10 @@ def memory_probe(variant: str, num_classes: int) -> int:
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
     logits.grad = torch.zeros_like(logits)  # the gradient buffer exists in training too; not counted
-    base = _peak_rss_bytes()
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
+    base = _status_bytes("VmRSS")
     run().backward()
-    return _peak_rss_bytes() - base
+    return _status_bytes("VmHWM") - base
 
 
 def section_memory(num_classes: int) -> list[Row]:
