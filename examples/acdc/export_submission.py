@@ -133,7 +133,7 @@ def check_prediction(prediction: Path, original: Path | None) -> None:
                 f"{prediction.name} differs from the original frame {original} in {', '.join(differences)} "
                 f"({shown}): export predictions in the original geometry (nnUNetv2_predict does)."
             )
-    values = set(np.unique(sitk.GetArrayViewFromImage(sitk.ReadImage(str(prediction)))).tolist())
+    values = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(prediction)))).tolist())
     if not values <= ACDC_LABELS:
         raise ValueError(
             f"{prediction.name} holds label values {sorted(values - ACDC_LABELS)} outside ACDC's {{0, 1, 2, 3}} "

@@ -169,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"table5_plans: error: {error}", file=sys.stderr)
         return 2
     target = folder / f"{args.plans}.json"
-    target.write_text(json.dumps(plans, indent=2) + "\n")
+    text = json.dumps(plans, indent=2) + "\n"
+    if target.is_file() and target.read_text() == text:
+        print(f"{target} is up to date\n{summary(plans)}")  # unchanged: preprocessing need not run again
+        return 0
+    target.write_text(text)
     print(f"wrote {target}\n{summary(plans)}")
     return 0
 
