@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 import sys
 import zipfile
@@ -147,7 +146,8 @@ def test_origin_and_direction_are_compared_with_the_original(converted, tmp_path
     root, _, predictions = converted
     _rewrite(predictions / "patient101_frame06.nii.gz", **change)
     phases = export.phases_from_acdc_root(root)
-    with pytest.raises(ValueError, match=f"patient101_frame06.nii.gz differs from the original frame .* in {next(iter(change))}"):
+    expected = f"patient101_frame06.nii.gz differs from the original frame .* in {next(iter(change))}"
+    with pytest.raises(ValueError, match=expected):
         export.export_submission(predictions, tmp_path / "sub", phases)
 
 

@@ -63,7 +63,8 @@ mkdir -p "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")"
 echo '{"spacings": []}' > "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")/dataset_fingerprint.json"
 """,
     "nnUNetv2_plan_experiment": STUB + ID_OPTION + """
-echo '{"configurations": {"2d": {}}}' > "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")/nnUNetPlans.json"
+folder="$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")"
+echo '{"configurations": {"2d": {}}}' > "$folder/nnUNetPlans.json"
 """,
     "nnUNetv2_move_plans_between_datasets": STUB + ID_OPTION + """
 cp "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")/nnUNetPlans.json" \
