@@ -133,9 +133,10 @@ def test_each_export_is_fresh_folder_and_zip(converted, tmp_path: Path) -> None:
         assert sorted(handle.namelist()) == expected
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left behind
     (out / "notes.txt").write_text("mine")
+    zip_stamp = out.with_suffix(".zip").stat().st_mtime_ns
     with pytest.raises(ValueError, match="not submission files"):
-        export.export_submission(predictions, out, phases)
-    assert (out / "notes.txt").is_file()
+        export.export_submission(predictions, out, phases, make_zip=True)
+    assert (out / "notes.txt").is_file() and out.with_suffix(".zip").stat().st_mtime_ns == zip_stamp
 
 
 @pytest.mark.parametrize("change", [{"origin": (3.0, 0.0, 0.0)},

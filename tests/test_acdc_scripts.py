@@ -180,6 +180,16 @@ def test_custom_plans_that_do_not_exist_are_refused_before_any_work(sandbox) -> 
     assert not any(c.startswith(("nnUNetv2_preprocess", "nnunet-lossplug")) for c in calls)
 
 
+def test_table5_without_test_patients_stops_before_any_work(sandbox) -> None:
+    """Defect K: without ACDC's testing folder there is nothing to submit; say so before converting or training."""
+    shutil.rmtree(Path(sandbox["ACDC_ROOT"]) / "testing")
+    result = subprocess.run(["bash", str(ACDC_DIR / "table5.sh")], env=sandbox, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 2
+    assert "no test patients in" in result.stderr and "testing/" in result.stderr
+    assert not Path(sandbox["STUB_LOG"]).exists() and not Path(sandbox["nnUNet_raw"]).exists()
+
+
 def test_stability_and_combination_dry_runs(sandbox) -> None:
     calls = _run("fig5_stability.sh", sandbox, N_MODELS="2")
     train = [c.split()[5] for c in calls if c.startswith("nnUNetv2_train")]

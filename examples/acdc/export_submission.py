@@ -153,16 +153,22 @@ def _original(entry: dict, geometry_check: bool) -> Path | None:
     return None
 
 
+def _check_replaceable(target: Path) -> None:
+    """Refuse to replace ``target`` if it holds anything but submission files (an earlier export)."""
+    if not target.exists():
+        return
+    foreign = [p.name for p in target.iterdir() if not SUBMISSION_PATTERN.match(p.name)] if target.is_dir() \
+        else [target.name]
+    if foreign:
+        raise ValueError(
+            f"{target} holds files that are not submission files ({', '.join(sorted(foreign)[:5])}): choose an "
+            "empty or new output folder."
+        )
+
+
 def _replace_folder(staging: Path, target: Path) -> None:
-    """Put ``staging`` at ``target``, removing a previous export there (only submission files are removed)."""
+    """Put ``staging`` at ``target``, removing a previous export there (checked by :func:`_check_replaceable`)."""
     if target.exists():
-        foreign = [p.name for p in target.iterdir() if not SUBMISSION_PATTERN.match(p.name)] if target.is_dir() \
-            else [target.name]
-        if foreign:
-            raise ValueError(
-                f"{target} holds files that are not submission files ({', '.join(sorted(foreign)[:5])}): choose "
-                "an empty or new output folder."
-            )
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         target.rename(old)
@@ -185,20 +191,24 @@ def export_submission(
     for source in plan:
         check_prediction(source, _original(phases[source.name[: -len(".nii.gz")]], geometry_check))
     out_folder = Path(out_folder).absolute()
+    _check_replaceable(out_folder)
     out_folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_folder.name}.", dir=out_folder.parent))
+    partial = None
     try:
         for source, name in plan.items():
             shutil.copyfile(source, staging / name)
-        archive = None
-        if make_zip:
-            partial = shutil.make_archive(str(staging), "zip", root_dir=staging)
-            archive = out_folder.with_suffix(".zip")
-            os.replace(partial, archive)
+        partial = Path(shutil.make_archive(str(staging), "zip", root_dir=staging)) if make_zip else None
         _replace_folder(staging, out_folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         raise
+    archive = None
+    if partial is not None:
+        archive = out_folder.with_suffix(".zip")
+        os.replace(partial, archive)  # atomic: the upload file is either the old or the new complete zip
     written = sorted(out_folder / name for name in plan.values())
     return written + ([archive] if archive else [])
 

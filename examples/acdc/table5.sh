@@ -23,6 +23,12 @@ OUT="$RESULTS_ROOT/table5"
 run_dir="$OUT/$TRAINER"
 : "${ACDC_ROOT:?set ACDC_ROOT to the ACDC download (the folder holding training/ and testing/)}"
 
+if ! compgen -G "$ACDC_ROOT/testing/patient*" > /dev/null && ! compgen -G "$ACDC_ROOT/testing/testing/patient*" > /dev/null
+then
+  echo "table5.sh: error: no test patients in $ACDC_ROOT/testing: Table 5 predicts the 50 challenge test" \
+    "patients; point ACDC_ROOT at the download holding training/ and testing/." >&2
+  exit 2
+fi
 echo "Table 5 settings: in-plane spacing ${IN_PLANE_SPACING} mm (CHECK), patch ${PATCH_SIZE} (CHECK), batch" \
   "${BATCH_SIZE}, features ${BASE_FEATURES} doubling up to ${MAX_FEATURES}, trainer ${TRAINER}, plans ${PLANS}," \
   "dataset ${DATASET_ID}"
@@ -33,8 +39,8 @@ if [[ "${PREPARE_ONLY:-0}" == 1 ]]; then
   exit 0
 fi
 if ! compgen -G "$RAW_DIR/imagesTs/*.nii.gz" > /dev/null; then
-  echo "table5.sh: error: $RAW_DIR/imagesTs is empty (no 'testing' folder in $ACDC_ROOT): nothing to submit;" \
-    "add ACDC's testing folder, delete $RAW_DIR and run again." >&2
+  echo "table5.sh: error: $RAW_DIR/imagesTs is empty (converted without ACDC's testing folder): nothing to" \
+    "submit; delete $RAW_DIR and its nnUNet_preprocessed folder and run again." >&2
   exit 2
 fi
 mkdir -p "$run_dir"
