@@ -205,7 +205,7 @@ def dataset_json(num_training: int) -> dict:
     }
 
 
-def check_existing_conversion(folder: Path, splits: list[dict[str, list[str]]], full_training_set: bool) -> bool:
+def check_existing_conversion(folder: Path, splits: list[dict[str, list[str]]]) -> bool:
     """True if ``folder`` already holds this conversion; raise if it holds a different one; False if none.
 
     A conversion is identified by its ``splits_final.json``: the same ACDC download converted with and without
@@ -223,10 +223,9 @@ def check_existing_conversion(folder: Path, splits: list[dict[str, list[str]]], 
                f"this conversion needs {len(splits[0]['train'])})"
     else:
         what = "holds another conversion (its splits_final.json differs from this download's)"
-    flag = "FULL_TRAINING_SET=1 " if full_training_set else ""
     raise ValueError(
-        f"{folder} {what}. Use another dataset id (e.g. {flag}DATASET_ID=<free id>) or delete {folder} and "
-        f"its nnUNet_preprocessed folder to convert again."
+        f"{folder} {what}. Use another dataset id (DATASET_ID=<free id> for prepare.sh, DATASET_ID_FULL for "
+        f"table5.sh, --dataset-id here) or delete {folder} and its nnUNet_preprocessed folder to convert again."
     )
 
 
@@ -257,7 +256,7 @@ def convert_acdc(
 
     folder = out_raw / f"Dataset{dataset_id:03d}_{dataset_name}"
     splits = full_training_split(training) if full_training_set else paper_split(training)
-    if if_missing and check_existing_conversion(folder, splits, full_training_set):
+    if if_missing and check_existing_conversion(folder, splits):
         return folder
     names = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "imagesVal", "labelsVal")
     subfolders = {name: folder / name for name in names}

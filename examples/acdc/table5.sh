@@ -19,6 +19,7 @@ export PLANS="${PLANS:-nnUNetPlansACDCTable5}"
 # shellcheck source=config.sh
 source "$(dirname "${BASH_SOURCE[0]}")/config.sh"
 TRAINER="${TRAINER:-nnUNetTrainerRRW_BN}"                  # RRW loss + batch normalisation
+DEVICE="${DEVICE:-cuda}"                                   # nnU-Net's -device (cuda, cpu, mps)
 OUT="$RESULTS_ROOT/table5"
 run_dir="$OUT/$TRAINER"
 : "${ACDC_ROOT:?set ACDC_ROOT to the ACDC download (the folder holding training/ and testing/)}"
@@ -46,10 +47,10 @@ fi
 mkdir -p "$run_dir"
 
 # fold 0 = all 200 training frames (nnU-Net's fold `all` would be equivalent)
-nnUNet_results="$run_dir" nnUNetv2_train "$DATASET_ID" "$CONFIG" "$FOLD" -tr "$TRAINER" -p "$PLANS"
+nnUNet_results="$run_dir" nnUNetv2_train "$DATASET_ID" "$CONFIG" "$FOLD" -tr "$TRAINER" -p "$PLANS" -device "$DEVICE"
 rm -rf "$run_dir/pred_test"                                # no prediction of an earlier run survives
 nnUNet_results="$run_dir" nnUNetv2_predict -i "$RAW_DIR/imagesTs" -o "$run_dir/pred_test" \
-  -d "$DATASET_ID" -c "$CONFIG" -f "$FOLD" -tr "$TRAINER" -p "$PLANS"
+  -d "$DATASET_ID" -c "$CONFIG" -f "$FOLD" -tr "$TRAINER" -p "$PLANS" -device "$DEVICE"
 
 # patientXXX_frameYY.nii.gz -> patientXXX_ED.nii.gz / patientXXX_ES.nii.gz, checked, zipped for upload
 "$PYTHON" "$HERE/export_submission.py" "$run_dir/pred_test" -o "$run_dir/acdc_submission" \
