@@ -132,6 +132,10 @@ def test_each_export_is_fresh_folder_and_zip(converted, tmp_path: Path) -> None:
     with zipfile.ZipFile(out.with_suffix(".zip")) as handle:
         assert sorted(handle.namelist()) == expected
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left behind
+    ordinary = tmp_path / "made_by_mkdir"
+    ordinary.mkdir()
+    assert out.stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777  # not the staging folder's private 0700
+    ordinary.rmdir()
     (out / "notes.txt").write_text("mine")
     zip_stamp = out.with_suffix(".zip").stat().st_mtime_ns
     with pytest.raises(ValueError, match="not submission files"):

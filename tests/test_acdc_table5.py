@@ -127,6 +127,8 @@ def test_prepare_only_writes_the_paper_plans_and_stops(table5_run) -> None:
     assert not Path(table5_run["env"]["STUB_LOG"]).exists()  # nothing trained or predicted
     fingerprint = json.loads((table5_run["pre"] / "planned_on_training_cases.json").read_text())
     assert len(fingerprint["spacings"]) == 2 * len(TRAIN_IDS)  # Table 5's fold 0 trains on every patient
+    # nnUNetv2_train copies the dataset's fingerprint into its results: it must be there after moving the plans
+    assert json.loads((table5_run["pre"] / "dataset_fingerprint.json").read_text()) == fingerprint
 
 
 @pytest.mark.integration

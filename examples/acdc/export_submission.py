@@ -194,6 +194,9 @@ def export_submission(
     _check_replaceable(out_folder)
     out_folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_folder.name}.", dir=out_folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); the submission folder should not be
     partial = None
     try:
         for source, name in plan.items():

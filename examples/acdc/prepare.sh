@@ -35,6 +35,7 @@ if [[ ! -f "$PRE_DIR/nnUNetPlans.json" || ! -f "$marker" || "$RAW_DIR/splits_fin
   cp "$RAW_DIR/dataset.json" "$PRE_DIR/dataset.json"
   cp "$nnUNet_preprocessed/$planning_name/dataset_fingerprint.json" "$marker"
 fi
+cp "$marker" "$PRE_DIR/dataset_fingerprint.json"   # nnUNetv2_train copies it into its results folder
 
 # 3. the plans to train with: Table 5's written by code, or an existing custom plans file
 if [[ "$TABLE5_PLANS" == 1 ]]; then
