@@ -135,3 +135,56 @@ def test_command_line(replica: Path, tmp_path: Path, monkeypatch, capsys) -> Non
     assert (tmp_path / "raw_env" / "Dataset027_ACDC" / "dataset.json").is_file()
     assert "4 training / 4 validation" in capsys.readouterr().out
     assert convert.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+
+
+def test_label_with_other_origin_or_direction_is_rejected(replica: Path, tmp_path: Path) -> None:
+    """Defect K: the docstring promised a header check of origin and direction; size and spacing alone passed."""
+    label_path = replica / "training" / "patient001" / "patient001_frame01_gt.nii.gz"
+    label = sitk.ReadImage(str(label_path))
+    label.SetOrigin((5.0, 0.0, 0.0))
+    sitk.WriteImage(label, str(label_path))
+    with pytest.raises(ValueError, match="differ in origin"):
+        convert.convert_acdc(replica, tmp_path / "raw")
+    label.SetOrigin((0.0, 0.0, 0.0))
+    label.SetDirection((1.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0))
+    sitk.WriteImage(label, str(label_path))
+    with pytest.raises(ValueError, match="differ in direction"):
+        convert.convert_acdc(replica, tmp_path / "raw2")
+
+
+def test_missing_testing_folder_is_a_warning(tmp_path: Path, capsys) -> None:
+    """Defect K: without ACDC's testing folder imagesTs stayed empty without a word."""
+    root = make_acdc_replica(tmp_path / "ACDC", test_ids=())
+    assert convert.main([str(root), "--out", str(tmp_path / "raw")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no test patients" in err and "imagesTs is empty" in err
+
+
+def test_varied_download_with_test_labels(tmp_path: Path) -> None:
+    """ED frames other than 01, ES frames above 9 and the current release's test labels (labelsTs)."""
+    root = make_acdc_replica(tmp_path / "ACDC", train_ids=(1, 2), test_ids=(101,), varied=True, test_labels=True)
+    folder = convert.convert_acdc(root, tmp_path / "raw")
+    ed = replica_maker.ed_frame(101, varied=True)
+    es = replica_maker.es_frame(101, varied=True)
+    assert ed != 1 and es > 9  # patient101: ED 3, ES 11
+    assert sorted(p.name for p in (folder / "labelsTs").iterdir()) == [
+        f"patient101_frame{ed:02d}.nii.gz", f"patient101_frame{es:02d}.nii.gz"]
+    phases = json.loads((folder / "acdc_phases.json").read_text())
+    assert phases[f"patient101_frame{es:02d}"]["phase"] == "ES" and phases[f"patient101_frame{ed:02d}"]["phase"] == "ED"
+    copied = sitk.ReadImage(str(folder / "imagesTs" / f"patient101_frame{ed:02d}_0000.nii.gz"))
+    assert copied.GetDirection() != (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # tilted axes are kept
+
+
+def test_existing_dataset_converted_differently_is_refused(replica: Path, tmp_path: Path) -> None:
+    """Defect E: a dataset folder with the paper split is not reused for the full training set (and vice versa)."""
+    folder = convert.convert_acdc(replica, tmp_path / "raw", dataset_id=28)
+    with pytest.raises(ValueError, match="converted without --full-training-set"):
+        convert.convert_acdc(replica, tmp_path / "raw", dataset_id=28, full_training_set=True, if_missing=True)
+    assert len(json.loads((folder / "splits_final.json").read_text())[0]["train"]) == 4
+    stamp = (folder / "dataset.json").stat().st_mtime_ns
+    assert convert.convert_acdc(replica, tmp_path / "raw", dataset_id=28, if_missing=True) == folder
+    assert (folder / "dataset.json").stat().st_mtime_ns == stamp  # identical conversion kept, not rewritten
+    full = convert.convert_acdc(replica, tmp_path / "raw", dataset_id=29, full_training_set=True)
+    with pytest.raises(ValueError, match="converted with --full-training-set"):
+        convert.convert_acdc(replica, tmp_path / "raw", dataset_id=29, if_missing=True)
+    assert full.is_dir()

@@ -38,3 +38,21 @@ def test_table5_rows_match_the_paper() -> None:
     paper = _paper_rows("| Approach |", 4)
     readme = [row for row in _readme_rows(lambda line: "±" not in line) if len(row) == 12]
     assert readme == paper
+
+
+def test_v1_filter_cap_is_480_in_2d() -> None:
+    """Defect J: the README said v1 used 512 filters at most in 2d; Generic_UNet.MAX_FILTERS_2D is 480."""
+    assert "512 max in 2d" not in README
+    assert "MAX_FILTERS_2D = 480" in README
+
+
+def test_table5_recipe_is_the_single_command() -> None:
+    """Defects F and G: no hand-edited plans (UNet_base_num_features is ignored by nnU-Net 2.8), no planning of a
+    dataset before it exists; the recipe is `table5.sh`, with the two lost values flagged for checking."""
+    assert "PREPARE_ONLY=1 bash examples/acdc/table5.sh" in README
+    assert "edit `batch_size`" not in README and "nnUNetv2_plan_experiment -d 28" not in README
+    assert "features_per_stage" in README and "check them against the published PDF" in README
+    manual = README[README.index("Single steps, by hand"):README.index("## Table 5 in one command")]
+    order = [manual.index(step) for step in ("convert_acdc.py", "nnUNetv2_extract_fingerprint",
+                                             "nnUNetv2_plan_experiment", "nnUNetv2_preprocess", "precompute")]
+    assert order == sorted(order)

@@ -52,12 +52,25 @@ set -euo pipefail
 echo "$(basename "$0") $* [results=${nnUNet_results:-}]" >> "$STUB_LOG"
 """
 
+ID_OPTION = """
+id=""; target=""
+while [[ $# -gt 0 ]]; do case "$1" in -d|-s) id="$2";; -t) target="$2";; esac; shift; done
+"""
+
 STUBS = {
-    "nnUNetv2_plan_and_preprocess": STUB + """
-while [[ $# -gt 0 ]]; do if [[ "$1" == -d ]]; then id="$2"; fi; shift; done
-mkdir -p "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDC' "$id")"
-echo '{}' > "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDC' "$id")/nnUNetPlans.json"
+    "nnUNetv2_extract_fingerprint": STUB + ID_OPTION + """
+mkdir -p "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")"
+echo '{"spacings": []}' > "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")/dataset_fingerprint.json"
 """,
+    "nnUNetv2_plan_experiment": STUB + ID_OPTION + """
+folder="$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")"
+echo '{"configurations": {"2d": {}}}' > "$folder/nnUNetPlans.json"
+""",
+    "nnUNetv2_move_plans_between_datasets": STUB + ID_OPTION + """
+cp "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDCPlanning' "$id")/nnUNetPlans.json" \
+  "$nnUNet_preprocessed/$(printf 'Dataset%03d_ACDC' "$target")/nnUNetPlans.json"
+""",
+    "nnUNetv2_preprocess": STUB,
     "nnUNetv2_train": STUB,
     "nnUNetv2_predict": STUB + """
 while [[ $# -gt 0 ]]; do case "$1" in -i) src="$2";; -o) dst="$2";; esac; shift; done
@@ -113,8 +126,12 @@ def _run(script: str, env: dict[str, str], **extra: str) -> list[str]:
 def test_table2_dry_run_issues_the_pipeline_commands(sandbox) -> None:
     calls = _run("table2.sh", sandbox, N_RUNS="1")
     results = Path(sandbox["RESULTS_ROOT"]) / "table2"
-    assert calls[0].startswith("nnUNetv2_plan_and_preprocess -d 27 -c 2d")
-    assert calls[1].startswith("nnunet-lossplug precompute -d 27 -c 2d")
+    assert [c.split(" [")[0] for c in calls[:5]] == [
+        "nnUNetv2_extract_fingerprint -d 927 -np 1 --verify_dataset_integrity --clean",
+        "nnUNetv2_plan_experiment -d 927",
+        "nnUNetv2_move_plans_between_datasets -s 927 -t 27 -sp nnUNetPlans -tp nnUNetPlans",
+        "nnUNetv2_preprocess -d 27 -plans_name nnUNetPlans -c 2d -np 1",
+        "nnunet-lossplug precompute -d 27 -c 2d -p nnUNetPlans --maps rrw,boundary -np 1"]
     trainers = ["nnUNetTrainerRRW", "nnUNetTrainerDiceOnly", "nnUNetTrainerFocal", "nnUNetTrainerCERRWWeighted",
                 "nnUNetTrainerBoundaryDice"]
     train_calls = [c for c in calls if c.startswith("nnUNetv2_train")]
@@ -130,16 +147,47 @@ def test_table2_dry_run_issues_the_pipeline_commands(sandbox) -> None:
     assert json.loads(split.read_text())[0]["val"][0] == "patient001_frame01"
 
 
-def test_table5_dry_run_trains_on_everything_and_exports_a_submission(sandbox) -> None:
-    calls = _run("table5.sh", sandbox)
-    train = next(c for c in calls if c.startswith("nnUNetv2_train"))
-    assert train.split()[1:6] == ["28", "2d", "0", "-tr", "nnUNetTrainerRRW_BN"]
-    split = json.loads((Path(sandbox["nnUNet_preprocessed"]) / "Dataset028_ACDC" / "splits_final.json").read_text())
-    assert len(split[0]["train"]) == 8
-    submission = Path(sandbox["RESULTS_ROOT"]) / "table5" / "nnUNetTrainerRRW_BN" / "acdc_submission"
-    assert sorted(p.name for p in submission.iterdir()) == [
-        "patient101_ED.nii.gz", "patient101_ES.nii.gz", "patient102_ED.nii.gz", "patient102_ES.nii.gz"]
-    assert submission.with_suffix(".zip").is_file()
+def test_planning_sees_only_fold_0_training_patients(sandbox) -> None:
+    """Defect O: nnU-Net fingerprints a copy holding the even (training) patients only, not the validation ones."""
+    _run("prepare.sh", sandbox, PREPARE_ONLY="1")
+    planning = Path(sandbox["nnUNet_raw"]) / "Dataset927_ACDCPlanning"
+    assert sorted(p.name for p in (planning / "labelsTr").iterdir()) == [
+        "patient002_frame01.nii.gz", "patient002_frame07.nii.gz", "patient004_frame01.nii.gz",
+        "patient004_frame05.nii.gz"]
+    assert json.loads((planning / "dataset.json").read_text())["numTraining"] == 4
+    assert (planning / "imagesTr" / "patient002_frame07_0000.nii.gz").resolve() == (
+        Path(sandbox["nnUNet_raw"]) / "Dataset027_ACDC" / "imagesTr" / "patient002_frame07_0000.nii.gz").resolve()
+
+
+def test_dataset_converted_without_full_training_set_is_refused(sandbox) -> None:
+    """Defect E: Table 5's dataset id already holding the paper split must not be trained on silently."""
+    _run("prepare.sh", sandbox, DATASET_ID="28", PREPARE_ONLY="1")
+    result = subprocess.run(["bash", str(ACDC_DIR / "prepare.sh")], capture_output=True, text=True, timeout=240,
+                            env={**sandbox, "DATASET_ID": "28", "FULL_TRAINING_SET": "1", "PREPARE_ONLY": "1"})
+    assert result.returncode != 0
+    assert "converted without --full-training-set" in result.stderr and "DATASET_ID" in result.stderr
+    split = json.loads((Path(sandbox["nnUNet_raw"]) / "Dataset028_ACDC" / "splits_final.json").read_text())
+    assert len(split[0]["train"]) == 4  # left as it was
+
+
+def test_custom_plans_that_do_not_exist_are_refused_before_any_work(sandbox) -> None:
+    """Defect G: PLANS naming missing plans stops with the way to create them, not in precompute."""
+    result = subprocess.run(["bash", str(ACDC_DIR / "prepare.sh")], capture_output=True, text=True, timeout=240,
+                            env={**sandbox, "PLANS": "nnUNetPlansACDC"})
+    assert result.returncode == 2
+    assert "nnUNetPlansACDC.json does not exist" in result.stderr and "table5.sh" in result.stderr
+    calls = Path(sandbox["STUB_LOG"]).read_text().splitlines()
+    assert not any(c.startswith(("nnUNetv2_preprocess", "nnunet-lossplug")) for c in calls)
+
+
+def test_table5_without_test_patients_stops_before_any_work(sandbox) -> None:
+    """Defect K: without ACDC's testing folder there is nothing to submit; say so before converting or training."""
+    shutil.rmtree(Path(sandbox["ACDC_ROOT"]) / "testing")
+    result = subprocess.run(["bash", str(ACDC_DIR / "table5.sh")], env=sandbox, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 2
+    assert "no test patients in" in result.stderr and "testing/" in result.stderr
+    assert not Path(sandbox["STUB_LOG"]).exists() and not Path(sandbox["nnUNet_raw"]).exists()
 
 
 def test_stability_and_combination_dry_runs(sandbox) -> None:

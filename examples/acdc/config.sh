@@ -11,6 +11,9 @@ export nnUNet_raw nnUNet_preprocessed
 DATASET_ID="${DATASET_ID:-27}"                               # the paper's split (even ids train, odd validate)
 DATASET_NAME="$(printf 'Dataset%03d_ACDC' "$DATASET_ID")"
 RAW_DIR="$nnUNet_raw/$DATASET_NAME"
+PRE_DIR="$nnUNet_preprocessed/$DATASET_NAME"
+# nnU-Net plans on a copy of the dataset holding fold 0's training cases only (planning_dataset.py)
+PLANNING_DATASET_ID="${PLANNING_DATASET_ID:-$((DATASET_ID + 900))}"
 CONFIG="${CONFIG:-2d}"                                       # paper 002 trains 2D models on the 3D volumes
 FOLD="${FOLD:-0}"                                            # fold 0 = the split written by convert_acdc.py
 PLANS="${PLANS:-nnUNetPlans}"

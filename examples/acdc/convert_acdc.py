@@ -6,7 +6,7 @@ Input layout (the ACDC challenge download; ``testing`` is optional)::
     ACDC_ROOT/training/patient001/patient001_4d.nii.gz
     ACDC_ROOT/training/patient001/patient001_frame01.nii.gz      (+ _gt.nii.gz)
     ACDC_ROOT/training/patient001/patient001_frame12.nii.gz      (+ _gt.nii.gz)
-    ACDC_ROOT/testing/patient101/...                              (no _gt files)
+    ACDC_ROOT/testing/patient101/...                              (_gt files in the current release only)
 
 A ``training``/``testing`` folder nested once inside itself (``testing/testing/patient101``), as some
 archives unpack, is accepted too.
@@ -14,7 +14,8 @@ archives unpack, is accepted too.
 Output (``OUT/DatasetNNN_ACDC``)::
 
     imagesTr/patient001_frame01_0000.nii.gz   labelsTr/patient001_frame01.nii.gz    (ED and ES frames)
-    imagesTs/patient101_frame01_0000.nii.gz                                          (test set, if present)
+    imagesTs/patient101_frame01_0000.nii.gz   labelsTs/patient101_frame01.nii.gz    (test set, if present;
+                                                                                     labels if the release has them)
     imagesVal/, labelsVal/                    copies of the validation cases (odd patient ids), so that
                                               nnUNetv2_predict and `nnunet-lossplug evaluate` can run on them
     dataset.json                              background 0, RV 1, MYO 2, LV 3; channel "cine MRI"; .nii.gz
@@ -31,8 +32,13 @@ repeats the training cases, which keeps nnU-Net's fold-0 machinery working (its 
 then training-set numbers).
 
 Case identifiers follow nnU-Net's own ``Dataset027_ACDC`` conversion (``patientXXX_frameYY``). Files are
-copied byte for byte, so the NIfTI headers (spacing, origin, direction) are kept; the header geometry of each
-image and its label is checked to agree.
+copied byte for byte, so the NIfTI headers (spacing, origin, direction) are kept; the header geometry (size,
+spacing, origin and direction) of each image and its label is checked to agree.
+
+A download without a ``testing`` folder converts with a warning (no ``imagesTs``: no challenge submission).
+With ``--if-missing`` an existing dataset folder is kept when its ``splits_final.json`` is the one this
+conversion would write, and refused (naming the fix) when it was converted differently, e.g. without
+``--full-training-set``.
 
 Usage::
 
@@ -143,21 +149,45 @@ def full_training_split(frames: list[AcdcFrame]) -> list[dict[str, list[str]]]:
     return [{"train": cases, "val": list(cases)}]
 
 
-def check_same_geometry(image: Path, label: Path) -> None:
-    """Raise if an image and its label disagree in size or spacing (header read only)."""
+def read_geometry(path: Path) -> dict[str, tuple]:
+    """``{"size", "spacing", "origin", "direction"}`` of an image, from its header only."""
     import SimpleITK as sitk  # noqa: N813
 
-    def header(path: Path):
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        reader.ReadImageInformation()
-        return reader.GetSize(), reader.GetSpacing()
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return {"size": reader.GetSize(), "spacing": reader.GetSpacing(), "origin": reader.GetOrigin(),
+            "direction": reader.GetDirection()}
 
-    (size_i, spacing_i), (size_l, spacing_l) = header(image), header(label)
-    if size_i != size_l or any(abs(a - b) > 1e-4 * max(abs(a), 1.0) for a, b in zip(spacing_i, spacing_l, strict=True)):
+
+def geometry_differences(first: dict[str, tuple], second: dict[str, tuple]) -> list[str]:
+    """Names of the header fields (size, spacing, origin, direction) in which two geometries differ.
+
+    Spacing and origin are compared with a relative tolerance of 1e-4 (mm values of NIfTI's float32 header),
+    direction cosines with an absolute one of 1e-4.
+    """
+
+    def close(a, b, relative: bool) -> bool:
+        return all(abs(x - y) <= 1e-4 * (max(abs(x), 1.0) if relative else 1.0) for x, y in zip(a, b, strict=True))
+
+    differences = []
+    if tuple(first["size"]) != tuple(second["size"]):
+        differences.append("size")
+    for key, relative in (("spacing", True), ("origin", True), ("direction", False)):
+        if len(first[key]) != len(second[key]) or not close(first[key], second[key], relative):
+            differences.append(key)
+    return differences
+
+
+def check_same_geometry(image: Path, label: Path) -> None:
+    """Raise if an image and its label disagree in size, spacing, origin or direction (headers only)."""
+    geometry_i, geometry_l = read_geometry(image), read_geometry(label)
+    differences = geometry_differences(geometry_i, geometry_l)
+    if differences:
+        shown = "; ".join(f"{key} {geometry_i[key]} vs {geometry_l[key]}" for key in differences)
         raise ValueError(
-            f"{image.name} (size {size_i}, spacing {spacing_i}) and {label.name} (size {size_l}, spacing "
-            f"{spacing_l}) differ; the ACDC files look damaged, re-extract the archive."
+            f"{image.name} and {label.name} differ in {', '.join(differences)} ({shown}); the ACDC files look "
+            "damaged, re-extract the archive."
         )
 
 
@@ -175,6 +205,30 @@ def dataset_json(num_training: int) -> dict:
     }
 
 
+def check_existing_conversion(folder: Path, splits: list[dict[str, list[str]]]) -> bool:
+    """True if ``folder`` already holds this conversion; raise if it holds a different one; False if none.
+
+    A conversion is identified by its ``splits_final.json``: the same ACDC download converted with and without
+    ``--full-training-set`` gives different fold-0 training lists.
+    """
+    if not (folder / "dataset.json").is_file():
+        return False
+    split_file = folder / "splits_final.json"
+    existing = json.loads(split_file.read_text()) if split_file.is_file() else None
+    if existing == splits:
+        return True
+    if existing and len(existing[0].get("train", [])) != len(splits[0]["train"]):
+        how = "with" if len(existing[0]["train"]) > len(splits[0]["train"]) else "without"
+        what = f"was converted {how} --full-training-set ({len(existing[0]['train'])} training cases in fold 0, " \
+               f"this conversion needs {len(splits[0]['train'])})"
+    else:
+        what = "holds another conversion (its splits_final.json differs from this download's)"
+    raise ValueError(
+        f"{folder} {what}. Use another dataset id (DATASET_ID=<free id> for prepare.sh, DATASET_ID_FULL for "
+        f"table5.sh, --dataset-id here) or delete {folder} and its nnUNet_preprocessed folder to convert again."
+    )
+
+
 def convert_acdc(
     acdc_root: Path,
     out_raw: Path,
@@ -182,8 +236,13 @@ def convert_acdc(
     full_training_set: bool = False,
     preprocessed: Path | None = None,
     dataset_name: str = "ACDC",
+    if_missing: bool = False,
 ) -> Path:
-    """Write ``out_raw/DatasetNNN_<dataset_name>`` from ``acdc_root`` (see the module docstring); return it."""
+    """Write ``out_raw/DatasetNNN_<dataset_name>`` from ``acdc_root`` (see the module docstring); return it.
+
+    With ``if_missing`` an existing, identical conversion is kept as it is and a different one is refused
+    (:func:`check_existing_conversion`).
+    """
     acdc_root, out_raw = Path(acdc_root), Path(out_raw)
     training = collect_frames(acdc_root / "training", "training", require_labels=True)
     if not training:
@@ -196,11 +255,14 @@ def convert_acdc(
         raise ValueError(f"--dataset-id must be between 1 and 999 (nnU-Net's DatasetNNN), got {dataset_id}.")
 
     folder = out_raw / f"Dataset{dataset_id:03d}_{dataset_name}"
-    subfolders = {name: folder / name for name in ("imagesTr", "labelsTr", "imagesTs", "imagesVal", "labelsVal")}
+    splits = full_training_split(training) if full_training_set else paper_split(training)
+    if if_missing and check_existing_conversion(folder, splits):
+        return folder
+    names = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "imagesVal", "labelsVal")
+    subfolders = {name: folder / name for name in names}
     for path in subfolders.values():
         path.mkdir(parents=True, exist_ok=True)
 
-    splits = full_training_split(training) if full_training_set else paper_split(training)
     validation = set(paper_split(training)[0]["val"])
     for frame in training:
         check_same_geometry(frame.image, frame.label)
@@ -211,6 +273,9 @@ def convert_acdc(
             shutil.copyfile(frame.label, subfolders["labelsVal"] / f"{frame.case_id}.nii.gz")
     for frame in testing:
         shutil.copyfile(frame.image, subfolders["imagesTs"] / f"{frame.case_id}_0000.nii.gz")
+        if frame.label is not None:
+            check_same_geometry(frame.image, frame.label)
+            shutil.copyfile(frame.label, subfolders["labelsTs"] / f"{frame.case_id}.nii.gz")
 
     _write_json(folder / "dataset.json", dataset_json(len(training)))
     _write_json(folder / "splits_final.json", splits)
@@ -244,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preprocessed", type=Path, default=None,
                         help="also copy splits_final.json to PREPROCESSED/DatasetNNN_ACDC/ (nnUNet_preprocessed)")
     parser.add_argument("--name", default="ACDC", help="dataset name after DatasetNNN_ (default: ACDC)")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="keep an existing identical conversion; refuse one converted differently")
     return parser
 
 
@@ -255,12 +322,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         folder = convert_acdc(args.acdc_root, out, args.dataset_id, args.full_training_set, args.preprocessed,
-                              args.name)
+                              args.name, args.if_missing)
     except (FileNotFoundError, ValueError) as error:
         print(f"convert_acdc: error: {error}", file=sys.stderr)
         return 2
     split = json.loads((folder / "splits_final.json").read_text())[0]
-    print(f"wrote {folder}: {len(split['train'])} training / {len(split['val'])} validation cases in fold 0")
+    print(f"{folder}: {len(split['train'])} training / {len(split['val'])} validation cases in fold 0")
+    test_images = len(list((folder / "imagesTs").glob("*.nii.gz")))
+    test_labels = len(list((folder / "labelsTs").glob("*.nii.gz")))
+    if test_images == 0:
+        print(f"convert_acdc: warning: no test patients under {args.acdc_root / 'testing'}: imagesTs is empty, so "
+              "no challenge submission can be made (Table 5); add ACDC's 'testing' folder and convert again.",
+              file=sys.stderr)
+    else:
+        print(f"test set: {test_images} frames, {test_labels} with labels (labelsTs)")
     print(f"next: copy {folder / 'splits_final.json'} to $nnUNet_preprocessed/{folder.name}/ before training")
     return 0
 
