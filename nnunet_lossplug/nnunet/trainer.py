@@ -256,7 +256,7 @@ class LossPlugTrainer(nnUNetTrainer):
             for identifier in list(tr_keys)[: self.rectification_check_cases]:
                 labels = self.source.labels_for_maps(self.source.load_segmentation(identifier), identifier)
                 z = kind.compute(labels, self.source.num_classes, self.source.case_spacing(identifier))
-                fractions.append(rectification_report(z, labels).fraction_unstable)
+                fractions.append(rectification_report(z, labels, batch=False).fraction_unstable)
             self._unstable_fraction = max(fractions)
         return self._unstable_fraction
 
