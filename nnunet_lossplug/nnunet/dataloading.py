@@ -18,6 +18,7 @@ from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from threadpoolctl import threadpool_limits
 
+from nnunet_lossplug.nnunet.map_integrity import load_checked_map
 from nnunet_lossplug.nnunet.precompute import CaseCache
 
 RW_MAP_KEY = "rw_map"
@@ -39,38 +40,30 @@ class RWMapDataLoader(nnUNetDataLoader):
         self.map_cache = map_cache
         self._open_maps: OrderedDict[str, tuple[tuple[int, int], np.ndarray]] = OrderedDict()
 
-    def _mapped(self, identifier: str) -> np.ndarray | None:
-        """The case's memory-mapped encoding, reopened when the file changed since it was opened."""
+    def _mapped(self, identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
+        """The case's memory-mapped, checked encoding, reopened when the file changed since it was opened."""
         assert self.map_cache is not None
         path = self.map_cache.map_path(identifier)
         try:
             st = path.stat()
             stamp = (st.st_mtime_ns, st.st_size)
         except OSError:
-            stamp = (-1, -1)  # let load() raise its error naming the fix
+            stamp = (-1, -1)  # let load_checked_map raise its error naming the fix
         cached = self._open_maps.get(identifier)
         if cached is not None and cached[0] == stamp:
             self._open_maps.move_to_end(identifier)
             return cached[1]
-        encoded = self.map_cache.load(identifier)
-        if encoded is not None:
-            self._open_maps[identifier] = (stamp, encoded)
-            while len(self._open_maps) > self.OPEN_MAPS:
-                self._open_maps.popitem(last=False)
+        encoded = load_checked_map(self.map_cache, identifier, spatial_shape)
+        self._open_maps[identifier] = (stamp, encoded)
+        while len(self._open_maps) > self.OPEN_MAPS:
+            self._open_maps.popitem(last=False)
         return encoded
 
     def _load_encoded(self, identifier: str, bbox: list[list[int]], spatial_shape: tuple[int, ...]):
         """The cropped encoded map channels, or None when nothing is stored (per-patch mode, AC, Cao)."""
         if self.map_cache is None or not self.map_cache.stores_maps:
             return None
-        encoded = self._mapped(identifier)
-        if encoded is None:
-            return None
-        if tuple(encoded.shape[1:]) != tuple(spatial_shape):
-            raise RuntimeError(
-                f"Precomputed map of case {identifier} has shape {tuple(encoded.shape[1:])}, the preprocessed "
-                f"case {tuple(spatial_shape)}: the cache is stale. Rebuild it with: {self.map_cache.rebuild_command()}"
-            )
+        encoded = self._mapped(identifier, spatial_shape)  # unreadable, wrong shape or values: MapCacheError
         return torch.from_numpy(crop_and_pad_nd(encoded, bbox, 0).astype(np.float32))
 
     def generate_train_batch(self) -> dict:

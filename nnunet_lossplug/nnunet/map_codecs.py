@@ -37,6 +37,20 @@ from nnunet_lossplug.maps.registry import MapKind
 CODEC_VERSION = 1
 
 
+def _value_problem(encoded: np.ndarray, low: float | None, high: float | None) -> str | None:
+    """``None`` if every value of ``encoded`` is finite and in ``[low, high]``, else what is wrong (one line)."""
+    for channel in range(encoded.shape[0]):
+        values = np.asarray(encoded[channel])
+        bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+        if bad:
+            return f"{bad} non-finite values (NaN or infinity) in channel {channel}"
+        if values.size and ((low is not None and float(values.min()) < low)
+                            or (high is not None and float(values.max()) > high)):
+            return (f"values out of the codec's range [{low}, {high if high is not None else 'inf'}] in channel "
+                    f"{channel} (min {float(values.min()):g}, max {float(values.max()):g})")
+    return None
+
+
 def _one_hot(seg: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(1, *spatial)`` integer segmentation -> ``(K, *spatial)`` boolean one-hot."""
     labels = seg[0].long()
@@ -67,6 +81,10 @@ class MapCodec:
         """Whole-case label map ``(*spatial)`` -> stored float16 channels ``(C, *spatial)``."""
         return self.kind.compute(labels, self.num_classes, spacing).astype(np.float16)
 
+    def check_encoded(self, encoded: np.ndarray) -> str | None:
+        """What is wrong with stored channels ``(C, *spatial)``, or None: any finite values (distances >= 0)."""
+        return _value_problem(encoded, 0.0 if self.kind.name == "distance" else None, None)
+
     def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
         """Encoded channels ``(C, *spatial)`` and segmentation ``(1, *spatial)`` -> map ``(K, *spatial)``."""
         assert encoded is not None
@@ -87,6 +105,10 @@ class RRWCodec(MapCodec):
         own = np.take_along_axis(z, labels[None].astype(np.int64), axis=0)  # -d/max d at each voxel's own class
         return (1.0 + own).astype(np.float16)  # q = 1 - d/max d, in [0, 1)
 
+    def check_encoded(self, encoded: np.ndarray) -> str | None:
+        """``q`` in [0, 1] (1 only by float16 rounding of a tiny depth)."""
+        return _value_problem(encoded, 0.0, 1.0)
+
     def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
         assert encoded is not None
         inside = -(1.0 - encoded[0].float())
@@ -105,6 +127,10 @@ class SignedDistanceCodec(MapCodec):
 
     def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
         return distance_to_boundary(labels, self.num_classes, spacing=spacing).astype(np.float16)
+
+    def check_encoded(self, encoded: np.ndarray) -> str | None:
+        """Unsigned distances: finite, >= 0."""
+        return _value_problem(encoded, 0.0, None)
 
     def decode(self, encoded: torch.Tensor | None, seg: torch.Tensor) -> torch.Tensor:
         assert encoded is not None
