@@ -41,6 +41,23 @@ class nnUNetTrainerNaNProbe(LossPlugTrainer):
 '''
 
 
+SHORT_PAPER_001 = '''
+from nnunet_lossplug.catalogue import trainer_class
+
+
+class nnUNetTrainerDiceSquare_Short(trainer_class("nnUNetTrainerDiceSquare")):
+    epochs = 1
+    iterations_per_epoch = 2
+    val_iterations_per_epoch = 1
+
+
+class nnUNetTrainerDiceSimple_Short(trainer_class("nnUNetTrainerDiceSimple")):
+    epochs = 1
+    iterations_per_epoch = 2
+    val_iterations_per_epoch = 1
+'''
+
+
 def _train(dataset: str, trainer: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     argv = [console_script("nnUNetv2_train"), dataset, "2d", "0", "-tr", trainer, "-device", "cpu"]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
@@ -69,14 +86,17 @@ def test_a_non_finite_training_loss_stops_with_the_cases_and_what_to_check(prepr
     assert "maps: none" in log
 
 
-def test_a_class_absent_from_the_training_fold_stops_the_class_weighted_trainers(preprocessed_dataset):
+def test_a_class_absent_from_the_training_fold_stops_the_class_weighted_trainers(preprocessed_dataset, tmp_path):
     copy = copy_dataset(preprocessed_dataset.preprocessed_folder, 997, "ZeroClass")
     try:
         dataset_json = json.loads((copy.folder / "dataset.json").read_text())
         dataset_json["labels"]["extra"] = 4  # declared, but in no training case
         (copy.folder / "dataset.json").write_text(json.dumps(dataset_json))
-        env = copy.environ(nnUNet_n_proc_DA="0")
-        for trainer in ("nnUNetTrainerDiceSquare", "nnUNetTrainerDiceSimple"):
+        folder = tmp_path / "short_trainers"  # the paper's trainers, 1 short epoch (bounded on unfixed code too)
+        folder.mkdir()
+        (folder / "short_paper_001.py").write_text(SHORT_PAPER_001)
+        env = copy.environ(nnUNet_n_proc_DA="0", **{discovery.ENV_VAR: discovery.ext_trainer_value(str(folder))})
+        for trainer in ("nnUNetTrainerDiceSquare_Short", "nnUNetTrainerDiceSimple_Short"):
             result = _train("997", trainer, env)
             output = result.stdout + result.stderr
             assert result.returncode != 0, output[-3000:]

@@ -40,14 +40,16 @@ CODEC_VERSION = 1
 def _value_problem(encoded: np.ndarray, low: float | None, high: float | None) -> str | None:
     """``None`` if every value of ``encoded`` is finite and in ``[low, high]``, else what is wrong (one line)."""
     for channel in range(encoded.shape[0]):
-        values = np.asarray(encoded[channel])
-        bad = values.size - int(np.count_nonzero(np.isfinite(values)))
-        if bad:
+        values = np.asarray(encoded[channel], dtype=np.float32)  # float32 reductions: 2.5x faster than float16
+        if not values.size:
+            continue
+        lowest, highest = float(values.min()), float(values.max())  # NaN propagates through min and max
+        if not (np.isfinite(lowest) and np.isfinite(highest)):
+            bad = values.size - int(np.count_nonzero(np.isfinite(values)))
             return f"{bad} non-finite values (NaN or infinity) in channel {channel}"
-        if values.size and ((low is not None and float(values.min()) < low)
-                            or (high is not None and float(values.max()) > high)):
+        if (low is not None and lowest < low) or (high is not None and highest > high):
             return (f"values out of the codec's range [{low}, {high if high is not None else 'inf'}] in channel "
-                    f"{channel} (min {float(values.min()):g}, max {float(values.max()):g})")
+                    f"{channel} (min {lowest:g}, max {highest:g})")
     return None
 
 

@@ -52,8 +52,8 @@ class TrainingSetClassWeights:
         weights = dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize)
         log = getattr(trainer, "print_to_log_file", None)
         if log is not None:
-            log(f"Class weights ({self.scheme}{', normalised' if self.normalize else ''}, paper 001 eq. 3-5): "
-                f"{[float(f'{w:.4g}') for w in weights.tolist()]}")
+            log(f"Class weights ({self.scheme}{', normalised' if self.normalize else ''}): "
+                f"{[float(f'{w:.4g}') for w in weights.tolist()]} (paper 001 eq. 3-5, from the counts above)")
         return torch.as_tensor(weights)
 
 
