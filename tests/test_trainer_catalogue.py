@@ -110,7 +110,7 @@ def test_gradual_schedule_and_trainable_weights_survive_resume(preprocessed_data
                 if "Deep-supervision weights restored from the checkpoint" in line]
     assert len(restored) == 1  # the log shows the restored weights, not only the initial ones
     weights = resumed.loss.criterion.current_weights()
-    assert restored[0].endswith(str(np.round(weights, 4).tolist()))
+    assert restored[0].rstrip().endswith(str(np.round(weights, 4).tolist()))
 
     gradual = _make("nnUNetTrainerRRWDiceGradual", preprocessed_dataset, **short)
     gradual.run_training()
