@@ -11,16 +11,20 @@ in your own trainer file, get the class from here::
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
+import os
 import sys
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from types import ModuleType
 
-from nnunet_lossplug.discovery import trainers_folder
+from nnunet_lossplug.discovery import ENV_VAR, trainers_folder
 
 MODULE_PREFIX = "nnunet_lossplug_trainers"
+USER_MODULE_PREFIX = "nnunet_lossplug_user_trainers"
 
 
 @dataclass(frozen=True)
@@ -33,19 +37,31 @@ class TrainerEntry:
     cls: type
 
 
+def _load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
 @cache
 def trainer_modules() -> dict[str, ModuleType]:
     """The modules of the trainer folder, loaded once under stable names ``nnunet_lossplug_trainers.<file>``."""
-    modules = {}
-    for path in sorted(trainers_folder().glob("*.py")):
-        name = f"{MODULE_PREFIX}.{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        modules[path.stem] = module
-    return modules
+    return {path.stem: _load_module(f"{MODULE_PREFIX}.{path.stem}", path)
+            for path in sorted(trainers_folder().glob("*.py"))}
+
+
+def user_trainer_folders() -> list[Path]:
+    """The folders of ``nnUNet_extTrainer`` other than the plugin's own (where users keep trainer files)."""
+    ours = trainers_folder().resolve()
+    folders = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    return [f for f in folders if f.is_dir() and f.resolve() != ours]
 
 
 def trainer_class(name: str) -> type:
@@ -74,15 +90,37 @@ def _settings(cls) -> str:
     return ", ".join(parts)
 
 
-def list_trainers() -> list[TrainerEntry]:
-    """Every ``nnUNetTrainer*`` class defined in the trainer folder, in file order."""
+def _entries(module: ModuleType, label: str, prefix: str = "nnUNetTrainer") -> list[TrainerEntry]:
     from nnunet_lossplug.nnunet import LossPlugTrainer
 
     entries = []
-    for stem, module in trainer_modules().items():
-        for name, cls in vars(module).items():
-            if (inspect.isclass(cls) and name.startswith("nnUNetTrainer") and issubclass(cls, LossPlugTrainer)
-                    and cls.__module__ == module.__name__):
-                summary = (inspect.getdoc(cls) or "").splitlines()[0]
-                entries.append(TrainerEntry(name, stem, summary, cls.reference, _settings(cls), cls))
+    for name, cls in vars(module).items():
+        if (inspect.isclass(cls) and name.startswith(prefix) and issubclass(cls, LossPlugTrainer)
+                and cls is not LossPlugTrainer and cls.__module__ == module.__name__):
+            summary = ((inspect.getdoc(cls) or "").splitlines() or [""])[0]
+            entries.append(TrainerEntry(name, label, summary, cls.reference, _settings(cls), cls))
     return entries
+
+
+def list_trainers() -> list[TrainerEntry]:
+    """Every ``nnUNetTrainer*`` class defined in the trainer folder, in file order."""
+    return [entry for stem, module in trainer_modules().items() for entry in _entries(module, stem)]
+
+
+def list_user_trainers() -> tuple[list[TrainerEntry], list[str]]:
+    """``LossPlugTrainer`` subclasses in the user's ``nnUNet_extTrainer`` folders, and files that failed to import.
+
+    nnU-Net searches those folders recursively and imports every file, so this does too; an entry's module is
+    ``"<path> (yours)"``. A file that raises on import is reported (second list), not fatal.
+    """
+    entries, failures = [], []
+    for folder in user_trainer_folders():
+        for path in sorted(folder.rglob("*.py")):
+            tag = hashlib.blake2b(str(path.resolve()).encode(), digest_size=4).hexdigest()
+            try:
+                module = _load_module(f"{USER_MODULE_PREFIX}.m{tag}_{path.stem}", path)
+            except Exception as err:  # noqa: BLE001 - a user's file: report it, list the others
+                failures.append(f"{path}: {type(err).__name__}: {' '.join(str(err).split())}")
+                continue
+            entries += _entries(module, f"{path} (yours)", prefix="")
+    return entries, failures

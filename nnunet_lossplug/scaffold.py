@@ -76,6 +76,8 @@ class TrainerRequest:
         optimizer: ``"adam"``, ``"sgd"`` or None; with ``lr`` also None the file keeps nnU-Net's SGD, 1e-2.
         lr: initial learning rate; None = :data:`OPTIMIZER_DEFAULT_LR` of the optimiser (SGD if only lr).
         epochs: None keeps nnU-Net's 1000.
+        iterations_per_epoch: training iterations per epoch; None keeps nnU-Net's 250.
+        val_iterations_per_epoch: validation iterations per epoch; None keeps nnU-Net's 50.
         grad_clip: L2 gradient-clipping norm; None keeps the base class's 12 (paper 000 uses 5).
     """
 
@@ -88,6 +90,8 @@ class TrainerRequest:
     lr: float | None = None
     epochs: int | None = None
     grad_clip: float | None = None
+    iterations_per_epoch: int | None = None
+    val_iterations_per_epoch: int | None = None
 
     def optimizer_choice(self) -> tuple[str, float] | None:
         """``(optimizer, lr)`` the file declares, or None for nnU-Net's default (SGD, lr 1e-2)."""
@@ -261,7 +265,7 @@ def check_request(request: TrainerRequest) -> ResolvedLoss:
     ``loss_kwargs`` (the loss is instantiated once); a loss that takes an RW map without ``maps``, or
     ``maps`` for a loss that ignores them; an unknown map kind; invalid deep-supervision weights (also
     ``"trainable"`` with a loss that declares ``nonnegative = False``); an unknown optimiser; a learning
-    rate or gradient-clipping norm that is not a positive number; epochs < 1.
+    rate or gradient-clipping norm that is not a positive number; epochs or iterations < 1.
     """
     from nnunet_lossplug.losses import DeepSupervisionLoss
 
@@ -282,9 +286,10 @@ def check_request(request: TrainerRequest) -> ResolvedLoss:
         )
     _check_number("--lr", request.lr, 0.0)
     _check_number("--grad-clip", request.grad_clip, 0.0)
-    epochs = request.epochs
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-        raise ScaffoldError(f"--epochs must be an integer >= 1; got {epochs!r}.")
+    for option, count in (("--epochs", request.epochs), ("--iterations", request.iterations_per_epoch),
+                          ("--val-iterations", request.val_iterations_per_epoch)):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ScaffoldError(f"{option} must be an integer >= 1; got {count!r}.")
     return ResolvedLoss(module, class_name, cls, inputs)
 
 
@@ -331,6 +336,9 @@ def _summary(request: TrainerRequest, loss_name: str) -> str:
     if request.grad_clip is not None:
         parts.append(f"gradient clipping {request.grad_clip:g}")
     parts.append(f"{request.epochs if request.epochs is not None else 1000} epochs")
+    if request.iterations_per_epoch is not None or request.val_iterations_per_epoch is not None:
+        parts.append(f"{request.iterations_per_epoch or 250} training / {request.val_iterations_per_epoch or 50} "
+                     f"validation iterations per epoch")
     return "; ".join(parts) + "."
 
 
@@ -339,7 +347,8 @@ def render_trainer(request: TrainerRequest, folder: Path | None = None) -> str:
 
     The file has a docstring that says how nnU-Net finds it (with the ``export`` line for ``folder`` when
     given), two import lines, and the class: ``loss_spec``, ``rw_map`` (if any), ``ds_weights``, and
-    ``optimizer_spec``, ``grad_clip``, ``epochs`` where the request sets them.
+    ``optimizer_spec``, ``grad_clip``, ``epochs``, ``iterations_per_epoch``, ``val_iterations_per_epoch`` where
+    the request sets them.
     """
     resolved = check_request(request)
     loss_alias = resolved.name if resolved.name not in _FILE_NAMES | {request.name} else "UserLoss"
@@ -364,6 +373,10 @@ def render_trainer(request: TrainerRequest, folder: Path | None = None) -> str:
         body.append(f"grad_clip = {float(request.grad_clip)!r}")
     if request.epochs is not None:
         body.append(f"epochs = {int(request.epochs)}")
+    if request.iterations_per_epoch is not None:
+        body.append(f"iterations_per_epoch = {int(request.iterations_per_epoch)}")
+    if request.val_iterations_per_epoch is not None:
+        body.append(f"val_iterations_per_epoch = {int(request.val_iterations_per_epoch)}")
 
     text = _summary(request, resolved.name).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     summary = textwrap.wrap(text, width=100)

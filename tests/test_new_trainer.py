@@ -98,6 +98,17 @@ def test_generated_file_declares_the_request(tmp_path, capsys):
     assert len(lines) <= 14, "a short file: two imports, the class line, its docstring and six declarations"
 
 
+def test_iterations_per_epoch_are_declared(tmp_path, capsys):
+    folder = tmp_path / "t"
+    assert run_new_trainer(["nnUNetTrainerGenShort", "--loss", "DiceLoss", "--epochs", "2", "--iterations", "5",
+                            "--val-iterations", "3", "-o", str(folder)]) == 0
+    cls = import_file(folder / "nnUNetTrainerGenShort.py").nnUNetTrainerGenShort
+    assert (cls.epochs, cls.iterations_per_epoch, cls.val_iterations_per_epoch) == (2, 5, 3)
+    text = " ".join((folder / "nnUNetTrainerGenShort.py").read_text().split())
+    assert "5 training / 3 validation iterations per epoch" in text
+    assert ruff_output(folder / "nnUNetTrainerGenShort.py") == (0, "All checks passed!\n")
+
+
 def test_json_kwargs_and_module_class_loss(tmp_path, monkeypatch, capsys):
     package = tmp_path / "site" / "user_losses_pkg"
     package.mkdir(parents=True)
@@ -193,6 +204,8 @@ def test_refuses_to_overwrite(tmp_path, capsys):
         ([NEW, "--loss", "DiceLoss", "--lr", "nan"], r"--lr must be a finite number"),
         ([NEW, "--loss", "DiceLoss", "--grad-clip", "-1"], r"--grad-clip must be a finite number > 0;"),
         ([NEW, "--loss", "DiceLoss", "--epochs", "0"], r"--epochs must be an integer >= 1; got 0"),
+        ([NEW, "--loss", "DiceLoss", "--iterations", "0"], r"--iterations must be an integer >= 1; got 0"),
+        ([NEW, "--loss", "DiceLoss", "--val-iterations", "-3"], r"--val-iterations must be an integer >= 1; got -3"),
     ],
 )
 def test_bad_requests_are_refused_and_write_nothing(tmp_path, capsys, argv, message):

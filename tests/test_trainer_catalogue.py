@@ -8,6 +8,7 @@ epoch schedules after resume, and trainable weights saved and restored by a chec
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,11 @@ def test_gradual_schedule_and_trainable_weights_survive_resume(preprocessed_data
     resumed.load_checkpoint(checkpoint)
     assert resumed.current_epoch == 3
     assert torch.equal(resumed.loss.criterion.sigma.detach(), sigma)
+    restored = [line for line in Path(resumed.log_file).read_text().splitlines()
+                if "Deep-supervision weights restored from the checkpoint" in line]
+    assert len(restored) == 1  # the log shows the restored weights, not only the initial ones
+    weights = resumed.loss.criterion.current_weights()
+    assert restored[0].rstrip().endswith(str(np.round(weights, 4).tolist()))
 
     gradual = _make("nnUNetTrainerRRWDiceGradual", preprocessed_dataset, **short)
     gradual.run_training()

@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=None,
                         help="initial learning rate (default: 1e-4 for adam as in paper 002, 1e-2 for sgd)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: nnU-Net's 1000)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="training iterations per epoch (default: nnU-Net's 250)")
+    parser.add_argument("--val-iterations", type=int, default=None,
+                        help="validation iterations per epoch (default: nnU-Net's 50)")
     parser.add_argument("--grad-clip", type=float, default=None,
                         help="L2 gradient-clipping norm (default: 12 as nnU-Net; paper 000 uses 5)")
     parser.add_argument("-o", "--output-folder", default=".", metavar="FOLDER",
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         request = TrainerRequest(
             name=args.name, loss=args.loss, loss_kwargs=parse_loss_kwargs(args.loss_kwargs), maps=args.maps,
             ds_weights=parse_ds_weights(args.ds_weights), optimizer=args.optimizer, lr=args.lr,
-            epochs=args.epochs, grad_clip=args.grad_clip,
+            epochs=args.epochs, grad_clip=args.grad_clip, iterations_per_epoch=args.iterations,
+            val_iterations_per_epoch=args.val_iterations,
         )
         path = write_trainer(request, folder)
     except ScaffoldError as err:

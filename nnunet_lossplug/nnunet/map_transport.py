@@ -29,7 +29,8 @@ import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
 from nnunet_lossplug.nnunet.map_codecs import MapCodec, decode_levels
-from nnunet_lossplug.nnunet.precompute import CaseCache, MapCacheError
+from nnunet_lossplug.nnunet.map_integrity import load_checked_map
+from nnunet_lossplug.nnunet.precompute import CaseCache
 
 
 class ChannelStack:
@@ -180,16 +181,10 @@ class MapTransport:
         self.channels = codec.channels()
 
     def load_encoded(self, identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
-        """The case's memory-mapped encoding; a missing or stale one stops with the command that rebuilds it."""
+        """The case's memory-mapped encoding, checked (:func:`map_integrity.load_checked_map`): an unreadable,
+        stale or out-of-range one stops with one line naming the case and the command that rebuilds the cache."""
         assert self.cache is not None
-        encoded = self.cache.load(identifier)
-        if encoded is None or tuple(encoded.shape[1:]) != tuple(spatial_shape):
-            found = "no stored map" if encoded is None else f"shape {tuple(encoded.shape[1:])}"
-            raise MapCacheError(
-                f"Precomputed map of case {identifier} has {found}, the preprocessed case {tuple(spatial_shape)}: "
-                f"the cache is stale. Rebuild it with: {self.cache.rebuild_command()}"
-            )
-        return encoded
+        return load_checked_map(self.cache, identifier, spatial_shape)
 
     def _stamp(self, identifier: str) -> tuple[int, int]:
         assert self.cache is not None

@@ -14,15 +14,21 @@ The hash in the folder name covers everything that determines the stored values,
 configuration, map kind or map parameter never reads another's files; ``cache_key.json`` is checked too.
 Per case, the sidecar records the segmentation it was computed from: a case whose segmentation changed
 (re-preprocessing with other data) is recomputed, a case with no sidecar or a truncated map file (a crash
-mid-write cannot leave one, writes are atomic, but a disk can) is recomputed, and nothing is used unchecked.
-Builds hold a file lock, so two trainings starting at once compute each case once.
+mid-write cannot leave one, writes are atomic, but a disk can) is recomputed, and nothing is used unchecked:
+the sidecar records a content hash of the map file (:mod:`map_integrity`), verified for every case each time
+the hook runs (``precompute`` and every training start), so a map damaged at unchanged size, or another
+case's map copied over it, is recomputed too. Builds hold a file lock, so two trainings starting at once
+compute each case once. A worker process that dies (a signal, the out-of-memory killer) ends the build with
+:class:`WorkerDiedError` naming the case; finished cases are kept and the next run computes the rest. An
+incomplete cache in a folder this user cannot write gives :class:`CacheNotWritableError`, naming the missing
+cases and the command for someone with write access.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -34,7 +40,9 @@ from tqdm import tqdm
 
 from nnunet_lossplug.nnunet.atomic import file_lock, write_json_atomic, write_npy_atomic
 from nnunet_lossplug.nnunet.map_codecs import MapCodec
+from nnunet_lossplug.nnunet.map_integrity import file_digest
 from nnunet_lossplug.nnunet.source import PreprocessedSource
+from nnunet_lossplug.nnunet.worker_pool import PoolWorkerDied, describe_exit, imap_unordered
 
 CACHE_DIRNAME = "lossplug_cache"
 STATISTICS_NAME = "statistics"
@@ -44,11 +52,19 @@ class MapCacheError(RuntimeError):
     """A map cache that cannot be used; the message names the command that fixes it."""
 
 
-def _fix_command(source: PreprocessedSource, kind: str) -> str:
+class WorkerDiedError(MapCacheError):
+    """A worker process of the hook died (a signal, the out-of-memory killer) while computing a case."""
+
+
+class CacheNotWritableError(MapCacheError, PermissionError):
+    """The cache is incomplete and this user cannot write its folder."""
+
+
+def _fix_command(source: PreprocessedSource, kind: str, force: bool = True) -> str:
     """The CLI call that rebuilds one cache; ``kind`` is a map kind name or ``none`` (class statistics only)."""
     return (
         f"nnunet-lossplug precompute -d {source.dataset_name} -c {source.configuration} "
-        f"-p {source.plans_identifier} --maps {kind} --force"
+        f"-p {source.plans_identifier} --maps {kind}" + (" --force" if force else "")
     )
 
 
@@ -107,9 +123,12 @@ class CaseCache:
     def sidecar_path(self, identifier: str) -> Path:
         return self.folder / f"{identifier}.json"
 
-    def rebuild_command(self) -> str:
-        """The ``nnunet-lossplug precompute`` call that rebuilds this cache (``--maps none`` for statistics)."""
-        return _fix_command(self.source, self.codec.name if self.codec is not None else "none")
+    def rebuild_command(self, force: bool = True) -> str:
+        """The ``nnunet-lossplug precompute`` call that rebuilds this cache (``--maps none`` for statistics).
+
+        ``force=False`` gives the call that completes it (missing, stale or damaged cases only).
+        """
+        return _fix_command(self.source, self.codec.name if self.codec is not None else "none", force)
 
     @property
     def stores_maps(self) -> bool:
@@ -132,7 +151,7 @@ class CaseCache:
             return None
 
     def case_is_valid(self, identifier: str) -> bool:
-        """Sidecar present, segmentation unchanged, map file complete."""
+        """Sidecar present, segmentation unchanged, map file complete and of the recorded content hash."""
         sidecar = self._read_sidecar(identifier)
         if sidecar is None:
             return False
@@ -140,10 +159,15 @@ class CaseCache:
             path = self.map_path(identifier)
             if not path.is_file() or path.stat().st_size != sidecar.get("map_bytes"):
                 return False
-        if sidecar.get("seg_files") == self.source.segmentation_file_stats(identifier):
-            return True
-        # files were rewritten (re-preprocessing, unpacking): compare the content itself
-        return sidecar.get("seg_hash") == segmentation_hash(self.source.load_segmentation(identifier))
+        if sidecar.get("seg_files") != self.source.segmentation_file_stats(identifier) and \
+                sidecar.get("seg_hash") != segmentation_hash(self.source.load_segmentation(identifier)):
+            return False  # files rewritten (re-preprocessing, unpacking) and the content differs too
+        if self.stores_maps:
+            try:
+                return sidecar.get("map_hash") == file_digest(self.map_path(identifier))
+            except OSError:
+                return False
+        return True
 
     def invalid_cases(self, identifiers: Iterable[str]) -> list[str]:
         if not self._key_matches():
@@ -164,10 +188,17 @@ class CaseCache:
         """
         identifiers = list(self.source.identifiers() if identifiers is None else identifiers)
         start = time.perf_counter()
-        if not force and not self.invalid_cases(identifiers):
+        todo = list(identifiers) if force else self.invalid_cases(identifiers)
+        if not todo:
             return BuildSummary(self.folder, len(identifiers), 0, time.perf_counter() - start, 0)
-        with file_lock(self.source.preprocessed_base / CACHE_DIRNAME / f".{self.folder.name}.lock"):
-            todo = list(identifiers) if force else self.invalid_cases(identifiers)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.source.preprocessed_base / CACHE_DIRNAME
+                                              / f".{self.folder.name}.lock"))
+            except OSError as err:
+                raise self._not_writable(todo, len(identifiers), err) from err
+            # another process may have built them while this one waited for the lock
+            todo = list(identifiers) if force else self.invalid_cases(todo)
             written = 0
             if todo:
                 if not self._key_matches():
@@ -176,6 +207,15 @@ class CaseCache:
                 write_json_atomic(self.folder / "cache_key.json", self.key)
                 written = self._compute(todo, num_processes, progress)
         return BuildSummary(self.folder, len(identifiers), len(todo), time.perf_counter() - start, written)
+
+    def _not_writable(self, todo: list[str], total: int, err: OSError) -> CacheNotWritableError:
+        shown = ", ".join(todo[:5]) + (f" and {len(todo) - 5} more" if len(todo) > 5 else "")
+        return CacheNotWritableError(
+            f"The '{self.kind_name}' cache of {self.source.dataset_name} / {self.source.configuration} is "
+            f"incomplete ({len(todo)} of {total} cases missing, stale or damaged: {shown}) and cannot be written "
+            f"here ({err.strerror or err}: {err.filename or self.folder}). Someone with write access to "
+            f"{self.source.preprocessed_base} must run: {self.rebuild_command(force=False)}"
+        )
 
     def _remove_files(self) -> None:
         if self.folder.is_dir():
@@ -194,16 +234,17 @@ class CaseCache:
             else:
                 # forked workers inherit this cache object, so users' map functions defined in trainer files
                 # (which nnU-Net imports from a folder it then removes from sys.path) need no pickling
-                global _ACTIVE_CACHE
-                _ACTIVE_CACHE = self
                 try:
-                    ctx = multiprocessing.get_context("fork")
-                    with ctx.Pool(min(num_processes, len(identifiers))) as pool:
-                        for nbytes in pool.imap_unordered(_compute_case, identifiers):
-                            written += nbytes
-                            bar.update()
-                finally:
-                    _ACTIVE_CACHE = None
+                    for nbytes in imap_unordered(self.compute_case, identifiers, num_processes):
+                        written += nbytes
+                        bar.update()
+                except PoolWorkerDied as died:
+                    raise WorkerDiedError(
+                        f"A worker process of the precompute hook died while computing the '{self.kind_name}' "
+                        f"map of case {died.task} ({describe_exit(died.exitcode)}; the out-of-memory killer "
+                        f"sends SIGKILL: use fewer processes, -np 1 or nnUNet_def_n_proc=1, if memory is short). "
+                        f"Finished cases are kept; complete the cache with: {self.rebuild_command(force=False)}"
+                    ) from None
         finally:
             bar.close()
         return written
@@ -225,7 +266,14 @@ class CaseCache:
         if self.stores_maps:
             assert self.codec is not None
             encoded = self.codec.encode(labels, self.source.case_spacing(identifier))
+            problem = self.codec.check_encoded(encoded)
+            if problem is not None:
+                raise MapCacheError(
+                    f"The '{self.kind_name}' map function gives {problem} for case {identifier}; such a map would "
+                    f"make the loss non-finite. Fix the map function (or the case's segmentation)."
+                )
             sidecar["map_bytes"] = write_npy_atomic(self.map_path(identifier), encoded)
+            sidecar["map_hash"] = file_digest(self.map_path(identifier))
             written += sidecar["map_bytes"]
         write_json_atomic(self.sidecar_path(identifier), sidecar)
         return written + self.sidecar_path(identifier).stat().st_size
@@ -237,12 +285,12 @@ class CaseCache:
             return None
         path = self.map_path(identifier)
         try:
-            return np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise MapCacheError(
-                f"The precomputed '{self.kind_name}' map of case {identifier} cannot be read ({path}: {err}). "
-                f"Rebuild the cache with: {self.rebuild_command()}"
-            ) from err
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            raise MapCacheError(  # numpy's text (e.g. about allow_pickle for random bytes) would mislead
+                f"The precomputed '{self.kind_name}' map of case {identifier} cannot be read ({path} is missing or "
+                f"not a complete .npy file). Rebuild the cache with: {self.rebuild_command()}"
+            ) from None
 
     def class_voxel_counts(self, identifiers: Iterable[str]) -> np.ndarray:
         """Sum of the class voxel counts of ``identifiers`` (background = label 0 and nnU-Net's -1)."""
@@ -256,14 +304,6 @@ class CaseCache:
                 )
             total += np.asarray(sidecar["class_voxel_counts"], dtype=np.int64)
         return total
-
-
-_ACTIVE_CACHE: CaseCache | None = None
-
-
-def _compute_case(identifier: str) -> int:
-    assert _ACTIVE_CACHE is not None
-    return _ACTIVE_CACHE.compute_case(identifier)
 
 
 def precompute_caches(

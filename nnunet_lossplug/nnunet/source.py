@@ -54,7 +54,7 @@ class PreprocessedSource:
         if self.configuration not in self.plans_manager.available_configurations:
             raise ValueError(
                 f"Configuration '{self.configuration}' is not in plans {self.plans_identifier} "
-                f"(available: {self.plans_manager.available_configurations})."
+                f"(available: {', '.join(self.plans_manager.available_configurations)})."
             )
         return self.plans_manager.get_configuration(self.configuration)
 
@@ -123,7 +123,8 @@ class PreprocessedSource:
         if labels.size and labels.max() >= self.num_classes:
             raise ValueError(
                 f"Case {identifier} has label {int(labels.max())} but dataset.json declares {self.num_classes} "
-                f"labels {self.label_manager.all_labels}. Fix dataset.json or the label files and preprocess again."
+                f"labels {[int(label) for label in self.label_manager.all_labels]}. Fix dataset.json or the label "
+                f"files and preprocess again."
             )
         return labels
 

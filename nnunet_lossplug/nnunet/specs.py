@@ -42,8 +42,19 @@ class TrainingSetClassWeights:
     normalize: bool = False
 
     def resolve(self, trainer: TrainerContext) -> torch.Tensor:
+        """The weights; a class with no training voxel stops a count-based scheme (``check_class_counts``)."""
+        from nnunet_lossplug.nnunet.training_guards import check_class_counts
+
         counts = trainer.training_set_class_voxel_counts()
-        return torch.as_tensor(dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize))
+        labels = getattr(trainer, "dataset_json", {}).get("labels", {})
+        names = {int(v): k for k, v in labels.items() if isinstance(v, int)}
+        check_class_counts(counts, self.scheme, getattr(trainer, "fold", "?"), names)
+        weights = dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize)
+        log = getattr(trainer, "print_to_log_file", None)
+        if log is not None:
+            log(f"Class weights ({self.scheme}{', normalised' if self.normalize else ''}): "
+                f"{[float(f'{w:.4g}') for w in weights.tolist()]} (paper 001 eq. 3-5, from the counts above)")
+        return torch.as_tensor(weights)
 
 
 def _resolve(value: Any, trainer: TrainerContext) -> Any:

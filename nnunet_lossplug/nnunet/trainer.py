@@ -55,6 +55,7 @@ from nnunet_lossplug.nnunet.schedules import PolySchedule
 from nnunet_lossplug.nnunet.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.specs import LossSpec, OptimizerSpec
 from nnunet_lossplug.nnunet.trainer_loss import TrainerLoss, to_device
+from nnunet_lossplug.nnunet.training_guards import check_finite_loss
 
 MAP_PLACEMENTS = ("precomputed", "worker", "loss")
 DS_SIGMA_LOG_KEY = "lossplug_ds_sigma"
@@ -214,9 +215,10 @@ class LossPlugTrainer(nnUNetTrainer):
         kind = self.map_kind() if self.map_placement == "loss" else None
         spacing = self.configuration_manager.spacing if kind is not None else None
         loss = TrainerLoss(criterion, kind, self.source.num_classes if kind is not None else 0, spacing)
+        maps = f"{self.rw_map} ({self.map_placement})" if self.rw_map is not None else "none"
         self.print_to_log_file(
-            f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'}; maps: {self.rw_map} "
-            f"({self.map_placement}); deep-supervision weights: {criterion.current_weights()}"
+            f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'}; maps: {maps}; "
+            f"deep-supervision weights: {criterion.current_weights()}"
         )
         return loss
 
@@ -326,6 +328,7 @@ class LossPlugTrainer(nnUNetTrainer):
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             output = self.network(data)
             loss = self.loss(output, target, maps)
+        check_finite_loss(self, loss, batch)  # NonFiniteLossError naming the batch's cases
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.unscale_(self.optimizer)
@@ -376,3 +379,5 @@ class LossPlugTrainer(nnUNetTrainer):
             if logged:
                 with torch.no_grad():
                     criterion.sigma.copy_(torch.as_tensor(logged[-1], dtype=criterion.sigma.dtype))
+                self.print_to_log_file("Deep-supervision weights restored from the checkpoint: "
+                                       f"{np.round(criterion.current_weights(), 4).tolist()}")

@@ -1,0 +1,86 @@
+"""Integrity of the stored maps: a content hash per map file, and the check of a map when it is loaded.
+
+A map file can be damaged without changing its size (a bad disk block, a copy of another case's map over
+it, random bytes from a failed transfer). The sidecar of each case records :func:`file_digest` of its map
+file (BLAKE2b, 128 bit, over the whole ``.npy`` file, header included); the precompute hook and the trainer's
+start-up recompute it for every case and rebuild a case whose file no longer matches.
+
+:func:`load_checked_map` is what a data loader calls to open a case's map: it returns the memory-mapped
+channels after checking that the file is a readable ``.npy`` of float16, that its shape is ``(C, *spatial)``
+of the preprocessed case, and that its values are finite and inside the codec's range
+(:meth:`MapCodec.check_encoded`). Anything else stops with :class:`MapCacheError`, one line naming the case
+and the command that rebuilds the cache, never numpy's own message. The value check reads the whole case
+once per file version and process; later calls for an unchanged file only re-open it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from nnunet_lossplug.nnunet.precompute import CaseCache
+
+CHUNK_BYTES = 1 << 20
+STORED_DTYPE = np.float16
+
+#: (path, inode, mtime_ns, size) of the map files whose values were checked in this process
+_checked_files: set[tuple[str, int, int, int]] = set()
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2b-128 hex digest of the bytes of ``path`` (read in 1 MiB chunks)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _refuse(cache: CaseCache, identifier: str, problem: str) -> Exception:
+    from nnunet_lossplug.nnunet.precompute import MapCacheError
+
+    return MapCacheError(
+        f"The precomputed '{cache.kind_name}' map of case {identifier} {problem} ({cache.map_path(identifier)}). "
+        f"Rebuild the cache with: {cache.rebuild_command()}"
+    )
+
+
+def _open(cache: CaseCache, identifier: str) -> np.ndarray:
+    path = cache.map_path(identifier)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise _refuse(cache, identifier, "is missing") from None
+    except (OSError, ValueError, EOFError):
+        # numpy's own text (e.g. about allow_pickle for random bytes) would point the wrong way
+        raise _refuse(cache, identifier, "cannot be read: it is not a complete .npy file of float16 channels") \
+            from None
+
+
+def load_checked_map(cache: CaseCache, identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
+    """The memory-mapped encoded channels ``(C, *spatial_shape)`` of one case, checked; else MapCacheError.
+
+    Checks: readable ``.npy`` (no pickle), dtype float16, shape ``(codec.channels(), *spatial_shape)``, and
+    (once per file version in this process) ``codec.check_encoded``: finite values in the codec's range.
+    """
+    assert cache.codec is not None
+    encoded = _open(cache, identifier)
+    expected = (cache.codec.channels(), *(int(s) for s in spatial_shape))
+    if encoded.dtype != STORED_DTYPE:
+        raise _refuse(cache, identifier, f"has dtype {encoded.dtype}, not {np.dtype(STORED_DTYPE)}")
+    if tuple(encoded.shape) != expected:
+        raise _refuse(cache, identifier, f"has shape {tuple(encoded.shape)}, but the preprocessed case needs "
+                                         f"{expected}: the cache is stale")
+    st = os.stat(cache.map_path(identifier))
+    stamp = (str(cache.map_path(identifier)), st.st_ino, st.st_mtime_ns, st.st_size)
+    if stamp not in _checked_files:
+        problem = cache.codec.check_encoded(encoded)
+        if problem is not None:
+            raise _refuse(cache, identifier, f"holds {problem}")
+        _checked_files.add(stamp)
+    return encoded
