@@ -75,23 +75,23 @@ class RectifiedMap:
 
 
 class _TrueClassLogSoftmax(torch.autograd.Function):
-    """``x_t − logsumexp_k x_k`` with a hand-written backward that allocates one ``K``-channel tensor.
+    """``log s_t = x_t − logsumexp_k x_k`` with a hand-written backward that allocates one ``K``-channel tensor.
 
-    ``∂ log s_t / ∂x_k = δ_kt − s_k``: the backward builds ``−g·s`` in place and adds ``g`` at the true class,
-    instead of autograd's separate gradients of the gather and of the logsumexp (three ``K``-channel tensors).
-    Saved for backward: the logits (the network's output, alive anyway) and ``O(N)`` tensors.
+    ``∂ log s_t / ∂x_k = δ_kt − s_k``: the backward recomputes the softmax (torch's fused kernel), scales it by
+    ``−g`` in place and adds ``g`` at the true class, instead of autograd's separate gradients of a gather and a
+    logsumexp. Nothing ``K``-channel is kept between forward and backward but the logits (the network's output,
+    alive anyway); the forward's ``log_softmax`` is a temporary.
     """
 
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor) -> Tensor:
-        lse = torch.logsumexp(logits, dim=1, keepdim=True)
-        ctx.save_for_backward(logits, labels, lse)
-        return logits.gather(1, labels) - lse
+        ctx.save_for_backward(logits, labels)
+        return torch.log_softmax(logits, dim=1).gather(1, labels)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        logits, labels, lse = ctx.saved_tensors
-        grad_logits = torch.exp(logits - lse)
+        logits, labels = ctx.saved_tensors
+        grad_logits = torch.softmax(logits, dim=1)
         grad_logits.mul_(-grad)
         grad_logits.scatter_add_(1, labels, grad)
         return grad_logits, None
