@@ -29,6 +29,7 @@ interrupted run can be continued with the same command.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -65,6 +66,7 @@ COLOURS = {"nnUNetTrainerRWBoundary": "#d95f02", "nnUNetTrainerRRW": "#1b9e77",
            "nnUNetTrainerRRWCEGradual": "#7570b3"}
 LOST_CLASS_DICE = 0.1
 PAPER_EPOCHS = 50  # paper 002 Fig. 5 / Fig. 6: 50 epochs
+PLANS = "nnUNetPlansCPU"
 
 VARIANT_HEADER = '''"""Seeded short variants written by experiments/nnunet_convergence.py (not part of the package)."""
 
@@ -109,19 +111,21 @@ class {name}(_Seeded, trainer_class("{base}")):
 
 @dataclass(frozen=True)
 class Budget:
-    """Per-run training budget and data size."""
+    """Per-run training budget, data size and the CPU-sized plan (features per stage divided, batch size)."""
 
     epochs: int
     iterations: int
     val_iterations: int
     lr: float
     spec: SyntheticSpec
+    feature_divisor: int = 4
+    batch_size: int = 4
 
 
-FULL = Budget(epochs=15, iterations=20, val_iterations=4, lr=1e-3,
+FULL = Budget(epochs=10, iterations=12, val_iterations=2, lr=1e-3,
               spec=SyntheticSpec(num_training=20, num_test=0, shape=(10, 64, 64), seed=5))
 QUICK = Budget(epochs=2, iterations=2, val_iterations=1, lr=1e-3,
-               spec=SyntheticSpec(num_training=5, num_test=0, shape=(6, 48, 48), seed=5))
+               spec=SyntheticSpec(num_training=5, num_test=0, shape=(6, 48, 48), seed=5), batch_size=2)
 
 
 def variant_name(base: str, seed: int) -> str:
@@ -165,8 +169,24 @@ def run_cli(command: list[str], env: dict[str, str], log: Path) -> None:
 
 
 def run_folder(workdir: Path, variant: str) -> Path:
-    return (workdir / "nnUNet_results" / f"Dataset{DATASET_ID:03d}_{DATASET_NAME}" / f"{variant}__nnUNetPlans__2d"
+    return (workdir / "nnUNet_results" / f"Dataset{DATASET_ID:03d}_{DATASET_NAME}" / f"{variant}__{PLANS}__2d"
             / "fold_0")
+
+
+def write_cpu_plans(preprocessed: Path, budget: Budget) -> dict:
+    """``nnUNetPlansCPU.json``: nnU-Net's 2d plan with fewer features per stage and a smaller batch.
+
+    Same preprocessed data (``data_identifier`` unchanged), same number of stages, kernels and strides, so the
+    network keeps nnU-Net's layout and deep supervision; only its width and the batch shrink to CPU size.
+    """
+    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
+    plans["plans_name"] = PLANS
+    config = plans["configurations"]["2d"]
+    arch = config["architecture"]["arch_kwargs"]
+    arch["features_per_stage"] = [max(4, f // budget.feature_divisor) for f in arch["features_per_stage"]]
+    config["batch_size"] = budget.batch_size
+    (preprocessed / f"{PLANS}.json").write_text(json.dumps(plans, indent=2))
+    return config
 
 
 def read_run(folder: Path) -> dict:
@@ -201,10 +221,14 @@ def prepare(workdir: Path, budget: Budget, env: dict[str, str]) -> None:
     (workdir / "logs").mkdir(exist_ok=True)
     run_cli(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2", "-npfp", "2",
              "--verify_dataset_integrity"], env, workdir / "logs" / "plan_and_preprocess.log")
-    for maps in ("rrw", "boundary"):
-        run_cli(["nnunet-lossplug", "precompute", "-d", str(DATASET_ID), "-c", "2d", "--maps", maps], env,
-                workdir / "logs" / f"precompute_{maps}.log")
     marker.write_text("ok\n")
+
+
+def prepare_cpu_plans(workdir: Path, budget: Budget, env: dict[str, str]) -> dict:
+    config = write_cpu_plans(workdir / "nnUNet_preprocessed" / f"Dataset{DATASET_ID:03d}_{DATASET_NAME}", budget)
+    run_cli(["nnunet-lossplug", "precompute", "-d", str(DATASET_ID), "-c", "2d", "-p", PLANS, "--maps",
+             "rrw,boundary"], env, workdir / "logs" / "precompute.log")
+    return config
 
 
 def train_all(workdir: Path, seeds: range, env: dict[str, str], elapsed) -> list[dict]:
@@ -216,7 +240,7 @@ def train_all(workdir: Path, seeds: range, env: dict[str, str], elapsed) -> list
             folder = run_folder(workdir, variant)
             started = time.perf_counter()
             if not (folder / "validation" / "summary.json").exists():
-                run_cli(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", variant, "-device", "cpu"],
+                run_cli(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", variant, "-p", PLANS, "-device", "cpu"],
                         train_env, workdir / "logs" / f"{variant}.log")
                 save_pseudo_dice(folder)
             record = {"trainer": base, "seed": seed, **read_run(folder),
@@ -324,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = start_run(NAME, args)
     budget = QUICK if args.quick else FULL
-    budget = Budget(epochs=args.epochs or budget.epochs, iterations=args.iterations or budget.iterations,
-                    val_iterations=budget.val_iterations, lr=budget.lr, spec=budget.spec)
+    budget = dataclasses.replace(budget, epochs=args.epochs or budget.epochs,
+                                 iterations=args.iterations or budget.iterations)
     seeds = range(args.seeds or (2 if args.quick else 10))
     temporary = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="lossplug_fig5_")) if temporary else args.workdir.resolve()
@@ -338,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         write_variants(trainer_folder, seeds, budget)
         env = nnunet_environment(workdir, trainer_folder)
         prepare(workdir, budget, env)
+        config = prepare_cpu_plans(workdir, budget, env)
         print(f"planned and preprocessed [{run.elapsed():.0f} s]", flush=True)
         records = train_all(workdir, seeds, env, run.elapsed)
     finally:
@@ -357,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print("\n".join(test_lines))
     spec = budget.spec
+    features = config["architecture"]["arch_kwargs"]["features_per_stage"]
     command = " ".join(["python experiments/nnunet_convergence.py", *(sys.argv[1:] if argv is None else argv)])
     body = (
         f"Command: `{command}`.\n\n"
@@ -365,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{spec.num_training} synthetic ACDC-like volumes of {spec.shape} voxels, spacing {spec.spacing} mm "
         f"(`nnunet_lossplug.demo.synthetic`, seed {spec.seed}); nnU-Net's fold 0 "
         f"({spec.num_training - spec.num_training // 5} training, {spec.num_training // 5} validation cases). "
+        f"CPU-sized 2d plan `{PLANS}`: nnU-Net's 2d plan (patch {config['patch_size']}, "
+        f"{len(features)} stages) with features per stage {features} (nnU-Net's divided by "
+        f"{budget.feature_divisor}) and batch size {config['batch_size']}. "
         f"Per run: {budget.epochs} epochs x {budget.iterations} iterations (validation "
         f"{budget.val_iterations} iterations per epoch), Adam with initial lr {budget.lr:g} (the paper's 1e-4 "
         f"does not move in so few iterations) and nnU-Net's poly schedule; everything else (network, deep "
