@@ -54,6 +54,7 @@ from experiments.convergence_stability import empirical_cdf  # noqa: E402
 from nnunet_lossplug import discovery  # noqa: E402
 from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset  # noqa: E402
 from nnunet_lossplug.evaluation import paired_permutation_test  # noqa: E402
+from nnunet_lossplug.nnunet.collapse_guard import collapse_events  # noqa: E402
 
 NAME = "nnunet_convergence"
 DATASET_ID = 995
@@ -67,6 +68,7 @@ COLOURS = {"nnUNetTrainerRWBoundary": "#d95f02", "nnUNetTrainerRRW": "#1b9e77",
 LOST_CLASS_DICE = 0.1
 PAPER_EPOCHS = 50  # paper 002 Fig. 5 / Fig. 6: 50 epochs
 PLANS = "nnUNetPlansCPU"
+GUARD_WARMUP, GUARD_PATIENCE = 2, 3  # the collapse guard, scaled to the short runs, applied to the logged history
 
 VARIANT_HEADER = '''"""Seeded short variants written by experiments/nnunet_convergence.py (not part of the package)."""
 
@@ -81,6 +83,7 @@ from nnunet_lossplug.nnunet import adam
 
 class _Seeded:
     seed = 0
+    threads = {threads}  # nnUNetv2_train sets one torch thread per core; on a shared machine that oversubscribes
     schedule_epochs = {paper_epochs}  # the gradual alpha at the last epoch is the paper's at this epoch
 
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
@@ -88,6 +91,7 @@ class _Seeded:
         random.seed(self.seed)
         np.random.seed(self.seed)
         torch.manual_seed(self.seed)
+        torch.set_num_threads(self.threads)
         super().__init__(plans, configuration, fold, dataset_json, device)
 
     def on_train_epoch_start(self):
@@ -132,10 +136,10 @@ def variant_name(base: str, seed: int) -> str:
     return f"{base}_Fig5_s{seed}"
 
 
-def write_variants(folder: Path, seeds: range, budget: Budget) -> Path:
+def write_variants(folder: Path, seeds: range, budget: Budget, threads: int = 1) -> Path:
     """One seeded short variant per trainer and seed, in one trainer file nnU-Net's discovery finds."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = VARIANT_HEADER.format(paper_epochs=PAPER_EPOCHS)
+    text = VARIANT_HEADER.format(paper_epochs=PAPER_EPOCHS, threads=threads)
     for base in TRAINERS:
         for seed in seeds:
             text += VARIANT_CLASS.format(name=variant_name(base, seed), base=base, seed=seed,
@@ -243,8 +247,10 @@ def train_all(workdir: Path, seeds: range, env: dict[str, str], elapsed) -> list
                 run_cli(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", variant, "-p", PLANS, "-device", "cpu"],
                         train_env, workdir / "logs" / f"{variant}.log")
                 save_pseudo_dice(folder)
+                (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+            timing = folder / "wall_seconds.txt"
             record = {"trainer": base, "seed": seed, **read_run(folder),
-                      "seconds": time.perf_counter() - started}
+                      "seconds": float(timing.read_text()) if timing.exists() else float("nan")}
             records.append(record)
             per_class = ", ".join(f"{n} {v:.3f}" for n, v in zip(CLASS_NAMES, record["per_class"]))
             print(f"seed {seed:2d} {LABELS[base]:20s} Dice {record['dice']:.3f} ({per_class}) "
@@ -257,6 +263,11 @@ def lost_class(record: dict) -> bool:
     return min(record["per_class"]) < LOST_CLASS_DICE
 
 
+def guard_fired(record: dict) -> bool:
+    """Whether the collapse guard would have warned on this run's logged per-epoch pseudo-Dice."""
+    return bool(collapse_events(record["pseudo_dice"], GUARD_PATIENCE, GUARD_WARMUP))
+
+
 def summary_rows(records: list[dict]) -> list[list[object]]:
     rows = []
     for base in TRAINERS:
@@ -267,7 +278,8 @@ def summary_rows(records: list[dict]) -> list[list[object]]:
         rows.append([LABELS[base], n, float(dice.mean()), float(dice.std(ddof=1)) if n > 1 else float("nan"),
                      float(np.median(dice)), float(dice.min()), float(dice.max()),
                      f"{int(np.sum(dice >= 0.9))}/{n}", f"{int(np.sum(dice < 0.5))}/{n}",
-                     f"{sum(lost_class(r) for r in runs)}/{n}", *[float(v) for v in per_class.mean(axis=0)]])
+                     f"{sum(lost_class(r) for r in runs)}/{n}", f"{sum(guard_fired(r) for r in runs)}/{n}",
+                     *[float(v) for v in per_class.mean(axis=0)]])
     return rows
 
 
@@ -359,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{budget.epochs} epochs x {budget.iterations} iterations each", flush=True)
     try:
         trainer_folder = workdir / "trainers"
-        write_variants(trainer_folder, seeds, budget)
+        write_variants(trainer_folder, seeds, budget, args.threads)
         env = nnunet_environment(workdir, trainer_folder)
         prepare(workdir, budget, env)
         config = prepare_cpu_plans(workdir, budget, env)
@@ -374,11 +386,14 @@ def main(argv: list[str] | None = None) -> int:
                   for name, t in tests]
     draw_figure(records, run.png_path, " [QUICK]" if args.quick else "", test_lines)
     headers = ["trainer", "runs", "mean Dice", "sd", "median", "min", "max", "Dice >= 0.9", "Dice < 0.5",
-               f"a class lost (Dice < {LOST_CLASS_DICE})", *[f"{n} (mean)" for n in CLASS_NAMES]]
+               f"a class lost (Dice < {LOST_CLASS_DICE})",
+               f"guard fired (warm-up {GUARD_WARMUP}, patience {GUARD_PATIENCE})",
+               *[f"{n} (mean)" for n in CLASS_NAMES]]
     table = markdown_table(headers, summary_rows(records))
-    run_rows = [[r["seed"], LABELS[r["trainer"]], r["dice"], *r["per_class"], f"{r['seconds']:.0f}"]
+    run_rows = [[r["seed"], LABELS[r["trainer"]], r["dice"], *r["per_class"], "yes" if guard_fired(r) else "no",
+                 f"{r['seconds']:.0f}"]
                 for r in sorted(records, key=lambda r: (TRAINERS.index(r["trainer"]), r["seed"]))]
-    run_table = markdown_table(["seed", "trainer", "Dice (mean)", *CLASS_NAMES, "wall s"], run_rows)
+    run_table = markdown_table(["seed", "trainer", "Dice (mean)", *CLASS_NAMES, "guard fired", "wall s"], run_rows)
     print(table)
     print("\n".join(test_lines))
     spec = budget.spec
@@ -396,10 +411,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{budget.feature_divisor}) and batch size {config['batch_size']}. "
         f"Per run: {budget.epochs} epochs x {budget.iterations} iterations (validation "
         f"{budget.val_iterations} iterations per epoch), Adam with initial lr {budget.lr:g} (the paper's 1e-4 "
-        f"does not move in so few iterations) and nnU-Net's poly schedule; everything else (network, deep "
-        f"supervision, augmentation, gradient clipping) is the trainers' own. The gradual schedule is stretched "
+        f"does not move in so few iterations) and nnU-Net's poly schedule, {args.threads} torch thread(s); "
+        f"everything else (network, deep supervision, augmentation, gradient clipping) is the trainers' own. "
+        f"The gradual schedule is stretched "
         f"to reach the paper's epoch-{PAPER_EPOCHS} alpha at the last epoch. Dice: nnU-Net's final validation "
-        f"(`fold_0/validation/summary.json`), per class, mean of RV, MYO, LV.\n\n{table}\n\n"
+        f"(`fold_0/validation/summary.json`), per class, mean of RV, MYO, LV. 'guard fired': the collapse guard "
+        f"(`nnunet_lossplug.nnunet.collapse_guard`, warm-up {GUARD_WARMUP} and patience {GUARD_PATIENCE} epochs for "
+        f"these short runs) applied to the per-epoch pseudo-Dice nnU-Net logged.\n\n{table}\n\n"
         + "\n".join(f"- {line}" for line in test_lines)
         + "\n\n(`nnunet_lossplug.evaluation.paired_permutation_test`, paired by seed.)\n\n"
         f"<details><summary>Every run</summary>\n\n{run_table}\n\n</details>"
