@@ -394,8 +394,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"{r['seconds']:.0f}"]
                 for r in sorted(records, key=lambda r: (TRAINERS.index(r["trainer"]), r["seed"]))]
     run_table = markdown_table(["seed", "trainer", "Dice (mean)", *CLASS_NAMES, "guard fired", "wall s"], run_rows)
+    lost = [r for r in records if lost_class(r)]
+    guard_line = (f"The collapse guard fired on {sum(guard_fired(r) for r in lost)} of the {len(lost)} runs that lost "
+                  f"a class and on {sum(guard_fired(r) for r in records if not lost_class(r))} of the "
+                  f"{len(records) - len(lost)} runs that did not.")
     print(table)
     print("\n".join(test_lines))
+    print(guard_line)
     spec = budget.spec
     features = config["architecture"]["arch_kwargs"]["features_per_stage"]
     command = " ".join(["python experiments/nnunet_convergence.py", *(sys.argv[1:] if argv is None else argv)])
@@ -417,9 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         f"to reach the paper's epoch-{PAPER_EPOCHS} alpha at the last epoch. Dice: nnU-Net's final validation "
         f"(`fold_0/validation/summary.json`), per class, mean of RV, MYO, LV. 'guard fired': the collapse guard "
         f"(`nnunet_lossplug.nnunet.collapse_guard`, warm-up {GUARD_WARMUP} and patience {GUARD_PATIENCE} epochs for "
-        f"these short runs) applied to the per-epoch pseudo-Dice nnU-Net logged.\n\n{table}\n\n"
+        f"these short runs) applied to the per-epoch pseudo-Dice nnU-Net logged.\n\n{table}\n\n{guard_line}\n\n"
         + "\n".join(f"- {line}" for line in test_lines)
         + "\n\n(`nnunet_lossplug.evaluation.paired_permutation_test`, paired by seed.)\n\n"
+        f"Wall time of the {len(records)} trainings (each `nnUNetv2_train` call, start-up and final validation "
+        f"included), summed: {np.nansum([r['seconds'] for r in records]) / 60:.1f} min; finished runs found in the "
+        f"work folder are reused, so the wall time at the end of this page can be that of the analysis alone.\n\n"
         f"<details><summary>Every run</summary>\n\n{run_table}\n\n</details>"
     )
     run.write_markdown("Paper 002 Fig. 5 through nnU-Net: RW loss alone over seeds", body)
