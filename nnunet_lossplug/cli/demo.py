@@ -23,10 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "./nnunet_lossplug_demo)")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
     parser.add_argument("--iterations", type=int, default=20, help="iterations per epoch (default: 20)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also train nnU-Net's default nnUNetTrainer on the same data and budget and print "
+                             "both evaluation tables side by side (Dice, HD, HD95 per class)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_lossplug.demo.run import DemoSettings, run_demo
 
-    return run_demo(DemoSettings(args.workdir, epochs=args.epochs, iterations_per_epoch=args.iterations))
+    return run_demo(DemoSettings(args.workdir, epochs=args.epochs, iterations_per_epoch=args.iterations,
+                                 compare=args.compare))

@@ -21,6 +21,7 @@ from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_datase
 DEMO_DATASET_ID = 990
 DEMO_DATASET = f"Dataset{DEMO_DATASET_ID:03d}_LossPlugDemo"
 DEMO_TRAINER = "nnUNetTrainerRRW_Demo"
+DEFAULT_TRAINER = "nnUNetTrainer_Demo"
 
 DEMO_TRAINER_FILE = '''"""The demo's trainer (written by nnunet-lossplug demo): nnUNetTrainerRRW, CPU-sized schedule.
 
@@ -39,6 +40,32 @@ class {name}(trainer_class("nnUNetTrainerRRW")):
     optimizer_spec = adam(lr=1e-3)
 '''
 
+DEFAULT_TRAINER_FILE = '''"""nnU-Net's nnUNetTrainer on the demo's schedule (written by nnunet-lossplug demo --compare).
+
+Loss (Dice + CE), optimiser (SGD, lr 1e-2) and everything else are nnU-Net's; only the number of epochs and
+iterations is the demo's, so both trainers get the same data and the same budget.
+"""
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+
+class {name}(nnUNetTrainer):
+    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = {epochs}
+        self.num_iterations_per_epoch = {iterations}
+        self.num_val_iterations_per_epoch = 4
+'''
+
+
+
+def compare_caveat(num_cases: int) -> str:
+    """What a --compare table can and cannot say."""
+    return (f"{num_cases} held-out cases and one training run per trainer: this shows what the loss changes on "
+            f"this data, it does not prove that one is better (paper 002 compares many runs with a paired "
+            f"permutation test; experiments/nnunet_convergence.py repeats trainings over seeds).")
+
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -46,6 +73,7 @@ class DemoSettings:
     epochs: int = 6
     iterations_per_epoch: int = 20
     spec: SyntheticSpec = SyntheticSpec()
+    compare: bool = False
 
 
 def _environment(settings: DemoSettings, trainer_folder: Path) -> dict[str, str]:
@@ -74,6 +102,35 @@ def _run(step: str, command: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
+def _train_predict_evaluate(trainer: str, description: str, settings: DemoSettings, raw: Path,
+                            env: dict[str, str], suffix: str = "") -> Path:
+    """Train ``trainer`` on fold 0, predict the held-out cases and evaluate them; returns the result JSON."""
+    workdir = settings.workdir.resolve()
+    _run(f"training {trainer} ({description}, {settings.epochs} epochs x {settings.iterations_per_epoch} "
+         f"iterations) on CPU", ["nnUNetv2_train", str(DEMO_DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu"],
+         env)
+    predictions = workdir / f"predictions{suffix}"
+    _run(f"prediction of the held-out cases ({trainer})",
+         ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", str(DEMO_DATASET_ID),
+          "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], env)
+    result = workdir / f"evaluation{suffix}.json"
+    _run(f"evaluation (Dice, HD, HD95 in mm) of {trainer}",
+         ["nnunet-lossplug", "evaluate", str(raw / "labelsTs"), str(predictions), "-o", str(result),
+          "--dataset-json", str(raw / "dataset.json"), "--no-progress"], env)
+    return result
+
+
+def side_by_side(results: list[tuple[str, Path]], dataset_json: Path) -> str:
+    """Per-class Dice, HD and HD95 (mean ± sd over the held-out cases) of several evaluation results."""
+    from nnunet_lossplug.evaluation.result_io import load_label_names, load_result
+    from nnunet_lossplug.evaluation.tables import format_class_table
+
+    rows = [(name, load_result(path)["summary"]["classes"]) for name, path in results]
+    names = load_label_names(dataset_json)
+    labels = sorted({label for _, classes in rows for label in classes}, key=int)
+    return format_class_table(rows, labels, names, metrics=("dice", "hd", "hd95"))
+
+
 def run_demo(settings: DemoSettings) -> int:
     """Run the whole pipeline in ``settings.workdir``; returns an exit code."""
     workdir = settings.workdir.resolve()
@@ -82,9 +139,12 @@ def run_demo(settings: DemoSettings) -> int:
     trainer_folder.mkdir(parents=True, exist_ok=True)
     (trainer_folder / "demo_trainer.py").write_text(DEMO_TRAINER_FILE.format(
         name=DEMO_TRAINER, epochs=settings.epochs, iterations=settings.iterations_per_epoch))
+    (trainer_folder / "demo_default_trainer.py").write_text(DEFAULT_TRAINER_FILE.format(
+        name=DEFAULT_TRAINER, epochs=settings.epochs, iterations=settings.iterations_per_epoch))
     # a second run starts from scratch rather than mixing with the first one's results
     shutil.rmtree(workdir / "nnUNet_results" / DEMO_DATASET, ignore_errors=True)
-    shutil.rmtree(workdir / "predictions", ignore_errors=True)
+    for old in ("predictions", "predictions_default"):
+        shutil.rmtree(workdir / old, ignore_errors=True)
     env = _environment(settings, trainer_folder)
     raw = write_synthetic_dataset(workdir / "nnUNet_raw", DEMO_DATASET_ID, "LossPlugDemo", settings.spec)
     print(f"wrote {settings.spec.num_training} training and {settings.spec.num_test} test cases, shape "
@@ -96,17 +156,15 @@ def run_demo(settings: DemoSettings) -> int:
           "--verify_dataset_integrity"], env)
     _run("RRW maps and class statistics (the plugin's preprocessing hook)",
          ["nnunet-lossplug", "precompute", "-d", str(DEMO_DATASET_ID), "-c", "2d", "--maps", "rrw"], env)
-    _run(f"training {DEMO_TRAINER} (nnUNetTrainerRRW, {settings.epochs} epochs x {settings.iterations_per_epoch} "
-         f"iterations) on CPU", ["nnUNetv2_train", str(DEMO_DATASET_ID), "2d", "0", "-tr", DEMO_TRAINER,
-                                "-device", "cpu"], env)
-    predictions = workdir / "predictions"
-    _run("prediction of the held-out cases",
-         ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", str(DEMO_DATASET_ID),
-          "-c", "2d", "-f", "0", "-tr", DEMO_TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"],
-         env)
-    _run("evaluation (Dice, HD, HD95 in mm)",
-         ["nnunet-lossplug", "evaluate", str(raw / "labelsTs"), str(predictions), "-o",
-          str(workdir / "evaluation.json"), "--dataset-json", str(raw / "dataset.json"), "--no-progress"], env)
-    print(f"\nDemo finished in {time.perf_counter() - total:.0f} s. Results: {workdir / 'evaluation.json'}; "
-          f"model: {workdir / 'nnUNet_results' / DEMO_DATASET}", flush=True)
+    result = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, env)
+    if settings.compare:
+        default = _train_predict_evaluate(DEFAULT_TRAINER, "nnU-Net's default nnUNetTrainer: Dice + CE, SGD",
+                                          settings, raw, env, suffix="_default")
+        print("\n=== side by side: per class, mean ± sd over the held-out cases (HD, HD95 in mm)\n", flush=True)
+        print(side_by_side([("RRW (nnUNetTrainerRRW)", result), ("default (nnUNetTrainer)", default)],
+                           raw / "dataset.json"))
+        print(f"\n{compare_caveat(settings.spec.num_test)}", flush=True)
+    print(f"\nDemo finished in {time.perf_counter() - total:.0f} s. Results: {result}"
+          + (f" and {workdir / 'evaluation_default.json'}" if settings.compare else "")
+          + f"; models: {workdir / 'nnUNet_results' / DEMO_DATASET}", flush=True)
     return 0

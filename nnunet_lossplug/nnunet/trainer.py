@@ -48,6 +48,7 @@ from torch import distributed as dist
 from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
 from nnunet_lossplug.maps import get_map_kind, rectification_report
 from nnunet_lossplug.maps.registry import MapKind
+from nnunet_lossplug.nnunet.collapse_guard import CollapseGuard
 from nnunet_lossplug.nnunet.map_codecs import BUILTIN_CODEC_KINDS, MapCodec, codec_for
 from nnunet_lossplug.nnunet.map_transport import MapTransport
 from nnunet_lossplug.nnunet.precompute import CaseCache
@@ -82,6 +83,9 @@ class LossPlugTrainer(nnUNetTrainer):
       ``configuration_manager -> scales`` (high to low resolution) so targets and maps are downsampled to match.
     - ``lr_schedule``: :mod:`~nnunet_lossplug.nnunet.schedules` (nnU-Net's poly rule by default).
     - ``reference``: the paper, table or equation the trainer reproduces (shown by ``nnunet-lossplug trainers``).
+    - ``collapse_patience``, ``collapse_warmup``: warn (log and console) when a foreground class's validation
+      pseudo-Dice stays at 0 for ``collapse_patience`` epochs after ``collapse_warmup`` epochs
+      (:mod:`~nnunet_lossplug.nnunet.collapse_guard`); ``collapse_patience = None`` switches it off.
     """
 
     loss_spec: ClassVar[LossSpec | None] = None
@@ -98,6 +102,8 @@ class LossPlugTrainer(nnUNetTrainer):
     network_ds_scales: ClassVar[Callable[..., list[list[float]]] | None] = None
     lr_schedule: ClassVar[PolySchedule] = PolySchedule()
     reference: ClassVar[str] = ""
+    collapse_patience: ClassVar[int | None] = 10
+    collapse_warmup: ClassVar[int] = 10
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):  # noqa: B008 - nnU-Net's signature
@@ -364,11 +370,23 @@ class LossPlugTrainer(nnUNetTrainer):
             self.print_to_log_file(f"Deep-supervision weights: {np.round(criterion.current_weights(), 4).tolist()}")
 
     def on_epoch_end(self):
+        if self.collapse_patience is not None and self.local_rank == 0:
+            self._watch_for_collapse()
         criterion = self._criterion
         if criterion is not None and criterion.trainable and self.local_rank == 0:
             from nnunet_lossplug.nnunet.plots import plot_ds_weights
             plot_ds_weights(self.logger.get_value(DS_WEIGHTS_LOG_KEY, step=None), self.output_folder)
         super().on_epoch_end()
+
+    def _watch_for_collapse(self) -> None:
+        guard = self.__dict__.get("_collapse_guard")
+        if guard is None:
+            names = {int(v): k for k, v in self.dataset_json["labels"].items() if isinstance(v, int)}
+            guard = self._collapse_guard = CollapseGuard(self.collapse_patience, self.collapse_warmup, class_names=[
+                f"{label} ({names.get(label, '?')})" for label in self.label_manager.foreground_labels])
+        for event in guard.update(self.current_epoch, self.logger.get_value("dice_per_class_or_region", step=-1)):
+            warnings.warn(event.message(), stacklevel=2)
+            self.print_to_log_file("WARNING: " + event.message())
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         super().load_checkpoint(filename_or_checkpoint)

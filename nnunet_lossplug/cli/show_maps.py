@@ -1,0 +1,111 @@
+"""``nnunet-lossplug show-maps``: a PNG of one preprocessed case and its RW map as training reads it."""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "show-maps",
+        help="PNG of a few slices of one preprocessed case: image, labels and each class's map channel",
+        description=(
+            "Read one preprocessed case of DATASET / CONFIGURATION and its map from the precompute cache, decoded "
+            "exactly as a training batch is (the cache is built for that case first if it is missing), and draw a "
+            "few slices with foreground: the image, the labels, and the map channel z_k of every class k, with a "
+            "colour bar. The title gives the rectification check (paper 002 Sec. 3.4): the share of voxels whose "
+            "RW-loss gradient can have more than one negative component (0 for RRW, AC, Cao)."
+        ),
+    )
+    parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
+    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 2d")
+    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("--kind", default="rrw",
+                        help="map kind: rrw (default), boundary, distance, ac, cao, rrw_reference, or your own")
+    parser.add_argument("--register", type=Path, default=None, metavar="FILE.py",
+                        help="a Python file to run first, e.g. the trainer file that registers your own map kind")
+    parser.add_argument("--case", default=None, help="case identifier (default: the first preprocessed case)")
+    parser.add_argument("--slices", type=int, default=3, help="how many slices with foreground to show (default 3)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("maps.png"), help="image to write (default maps.png)")
+    parser.set_defaults(func=run)
+
+
+def pick_slices(labels: np.ndarray, count: int) -> list[int]:
+    """``count`` slice indices (first axis) spread evenly over the slices that hold foreground."""
+    with_foreground = np.flatnonzero(labels.reshape(labels.shape[0], -1).max(axis=1) > 0)
+    candidates = with_foreground if with_foreground.size else np.arange(labels.shape[0])
+    positions = np.linspace(0, candidates.size - 1, min(count, candidates.size)).round().astype(int)
+    return [int(candidates[p]) for p in np.unique(positions)]
+
+
+def draw(case, class_names: list[str], kind: str, fraction_unstable: float, slices: list[int]):
+    """The figure: one row per slice; columns image, labels, z_0 .. z_{K-1}; one shared colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    num_classes = case.z.shape[0]
+    columns = 2 + num_classes
+    fig, axes = plt.subplots(len(slices), columns, figsize=(2.3 * columns + 0.8, 2.4 * len(slices)),
+                             squeeze=False)
+    low, high = float(case.z.min()), float(case.z.max())
+    norm = matplotlib.colors.TwoSlopeNorm(0.0, min(low, -1e-6), max(high, 1e-6))
+    mappable = None
+    for row, index in enumerate(slices):
+        axes[row, 0].imshow(case.image[0, index], cmap="gray")
+        axes[row, 1].imshow(case.labels[index], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        for k in range(num_classes):
+            mappable = axes[row, 2 + k].imshow(case.z[k, index], cmap="RdBu_r", norm=norm)
+        axes[row, 0].set_ylabel(f"slice {index}")
+    titles = ["image", "labels", *[f"z: class {k} ({class_names[k]})" for k in range(num_classes)]]
+    for column, title in enumerate(titles):
+        axes[0, column].set_title(title, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label="map value z (negative: own class)")
+    verdict = "rectified" if fraction_unstable == 0 else "NOT rectified"
+    fig.suptitle(f"{case.identifier}: '{kind}' map as training reads it (cache, decoded); rectification check: "
+                 f"{fraction_unstable:.2%} of voxels can get >1 negative gradient component ({verdict})", fontsize=10)
+    return fig
+
+
+def render(dataset: str, configuration: str, plans: str = "nnUNetPlans", kind: str = "rrw",
+           case: str | None = None, slices: int = 3):
+    """``(figure, CaseMaps, fraction of unstable voxels)`` for one case; errors as in :func:`run`."""
+    from nnunet_lossplug.maps import rectification_report
+    from nnunet_lossplug.nnunet.case_view import read_case_maps
+    from nnunet_lossplug.nnunet.source import PreprocessedSource
+
+    source = PreprocessedSource.from_names(dataset, configuration, plans)
+    maps = read_case_maps(source, kind, case or source.identifiers()[0])
+    names = {int(v): k for k, v in source.dataset_json["labels"].items() if isinstance(v, int)}
+    class_names = [names.get(k, "?") for k in range(maps.z.shape[0])]
+    fraction = rectification_report(maps.z, maps.labels).fraction_unstable
+    return draw(maps, class_names, kind, fraction, pick_slices(maps.labels, slices)), maps, fraction
+
+
+def run(args: argparse.Namespace) -> int:
+    import matplotlib.pyplot as plt
+
+    try:
+        if args.register is not None:
+            runpy.run_path(str(args.register))
+        fig, maps, fraction = render(args.dataset, args.configuration, args.plans, args.kind, args.case,
+                                     args.slices)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"nnunet-lossplug show-maps: error: {message}", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.output, dpi=100)
+    plt.close(fig)
+    print(f"wrote {args.output} (case {maps.identifier}, '{args.kind}' map from {maps.cache_folder}; "
+          f"rectification check: {fraction:.2%} unstable voxels)")
+    return 0
