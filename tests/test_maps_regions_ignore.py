@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
-from nnunet_lossplug.maps.region_maps import (
+from nnunet_lossplug.maps.regions import (
     compute_with_ignore,
     region_maps,
     region_masks,

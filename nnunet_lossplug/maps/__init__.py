@@ -25,7 +25,7 @@ from nnunet_lossplug.maps.rectification import (
     simplex_grid,
     unstable_share,
 )
-from nnunet_lossplug.maps.region_maps import (
+from nnunet_lossplug.maps.regions import (
     compute_with_ignore,
     region_maps,
     region_masks,
