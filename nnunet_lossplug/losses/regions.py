@@ -90,17 +90,17 @@ def two_class_map(rw_map: Tensor, logits: Tensor, name: str = "rw_map") -> Tenso
 
 
 def region_rectified_map(
-    target: Tensor, own_value: Tensor, other_value: Tensor | float = 1.0
+    target: Tensor, own_value: Tensor | float, other_value: Tensor | float = 1.0
 ) -> RectifiedMap:
     """The rectified two-class maps of ``R`` regions in the ``(B·R)`` layout of :func:`two_class_logits`.
 
     ``target`` ``(B, R, *spatial)`` binary; ``own_value`` ``(B, R, *spatial)``: the value of each voxel's own
-    side, ``z^in`` inside and ``z^out`` outside (RRW: ``−d/max d`` of that side); ``other_value`` the value of
-    the other side (1 for RRW).
+    side, ``z^in`` inside and ``z^out`` outside (RRW: ``−d/max d`` of that side; AC: 0; Cao: −1), or a number;
+    ``other_value`` the value of the other side (1 for RRW, AC and Cao).
     """
     batch, regions, *spatial = target.shape
     labels = target.reshape(batch * regions, 1, *spatial).long()
-    own = own_value.reshape(batch * regions, 1, *spatial)
+    own = own_value.reshape(batch * regions, 1, *spatial) if isinstance(own_value, Tensor) else own_value
     if isinstance(other_value, Tensor):
         other_value = other_value.reshape(batch * regions, 1, *spatial)
     return RectifiedMap(labels, own, other_value, 2)

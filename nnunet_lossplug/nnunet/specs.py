@@ -43,7 +43,9 @@ class TrainingSetClassWeights:
 
     def resolve(self, trainer: TrainerContext) -> torch.Tensor:
         counts = trainer.training_set_class_voxel_counts()
-        return torch.as_tensor(dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize))
+        total = getattr(trainer, "training_set_voxel_total", lambda: None)()  # regions overlap: N ≠ Σ counts
+        return torch.as_tensor(
+            dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize, total_voxels=total))
 
 
 def _resolve(value: Any, trainer: TrainerContext) -> Any:
