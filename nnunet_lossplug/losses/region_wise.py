@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ._inputs import full_precision, prepare_logits, prepare_map
+from ._inputs import compute_dtype, full_precision, prepare_logits, prepare_map
 from .rectified_map import RectifiedMap, true_class_log_softmax
 from .regions import masked_voxel_mean, prepare_mask, region_problem, two_class_map, unmasked_labels
 
@@ -92,11 +92,12 @@ class RegionWiseLoss(nn.Module):
 
     def forward(self, logits: Tensor, rw_map: Tensor | RectifiedMap, mask: Tensor | None = None) -> Tensor:
         """Return ``mean(softmax(logits) * rw_map)`` (shifted to ``>= 0`` if configured; masked if given)."""
+        if self.regions and isinstance(rw_map, RectifiedMap):
+            return self._rectified_regions(logits, rw_map, mask)
         if self.regions:
             region_logits = logits
             logits, mask = region_problem(logits, mask)
-            if not isinstance(rw_map, RectifiedMap):
-                rw_map = two_class_map(rw_map, region_logits)
+            rw_map = two_class_map(rw_map, region_logits)
         else:
             mask = prepare_mask(mask, logits)
         logits = prepare_logits(logits)
@@ -108,6 +109,32 @@ class RegionWiseLoss(nn.Module):
                 rw_map = rw_map - rw_map.amin(dim=1, keepdim=True)
             probs = torch.softmax(logits, dim=1)
             return masked_voxel_mean(probs * rw_map, mask)
+
+    def _rectified_regions(self, logits: Tensor, rw_map: RectifiedMap, mask: Tensor | None) -> Tensor:
+        """Region mode with a rectified map, without building the two-class logits.
+
+        For the two-class problem with logits ``(0, x)``, the own side's probability is ``s_t = sigmoid(±x)``
+        (``+`` inside, ``−`` outside); the value is ``mean_{b,r,i}(c_t + s_t (z_t − c_t)) / 2`` as in
+        :meth:`_rectified`, with the same gradient.
+        """
+        mask = prepare_mask(mask, logits)
+        logits = logits.to(compute_dtype(logits.dtype))
+        batch, regions, *spatial = logits.shape
+        if tuple(rw_map.shape) != (batch * regions, 2, *spatial):
+            raise ValueError(
+                f"in region mode rw_map (a rectified map of shape {tuple(rw_map.shape)}) must describe the "
+                f"{batch}·{regions} two-class problems of logits {tuple(logits.shape)}: shape "
+                f"{(batch * regions, 2, *spatial)} (see region_rectified_map)."
+            )
+        with full_precision(logits.device):
+            true_value, other_value = rw_map.values(logits.dtype, logits.device)
+            inside = rw_map.labels.to(logits.device).reshape(logits.shape) == 1
+            s_t = torch.sigmoid(torch.where(inside, logits, -logits))
+            true_value, other_value = true_value.reshape(logits.shape), other_value.reshape(logits.shape)
+            per_voxel = other_value + s_t * (true_value - other_value)
+            if self.shift_to_nonnegative:
+                per_voxel = per_voxel - torch.minimum(true_value, other_value)
+            return masked_voxel_mean(per_voxel, mask) / 2
 
     def _rectified(self, logits: Tensor, rw_map: RectifiedMap, mask: Tensor | None) -> Tensor:
         rw_map.check_against(logits)
