@@ -107,6 +107,8 @@ def test_region_class_weighted_dice_weights_each_region() -> None:
     assert ours.item() == pytest.approx(expected.item(), rel=1e-12)
     with pytest.raises(ValueError, match="R=3 regions"):
         DiceLoss(class_weights=[1.0, 2.0], regions=True)(logits, target)
+    one_region = DiceLoss(batch_dice=False, class_weights=[4.0], regions=True)  # a single region is allowed
+    assert one_region(logits[:, 2:], target[:, 2:]).item() == pytest.approx(4 * (1 - dice[:, 2]).mean().item())
 
 
 def _gradcheck(function, logits: torch.Tensor) -> None:

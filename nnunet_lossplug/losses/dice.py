@@ -103,10 +103,10 @@ class DiceLoss(nn.Module):
         weights = None
         if class_weights is not None:
             weights = torch.as_tensor(class_weights).detach().to(torch.float64).clone()
-            if weights.ndim != 1 or weights.numel() < (1 if self.regions else 2):
+            if weights.ndim != 1 or weights.numel() < 1:  # the count is checked against the logits in forward
                 raise ValueError(
-                    f"class_weights must be 1-D with one weight per class (K entries, background first), "
-                    f"got shape {tuple(weights.shape)}."
+                    f"class_weights must be 1-D with one weight per class (K entries, background first; R entries "
+                    f"in region mode), got shape {tuple(weights.shape)}."
                 )
             if not bool(torch.all(torch.isfinite(weights))) or bool(torch.any(weights < 0)):
                 raise ValueError(f"class_weights must be finite and non-negative, got {weights.tolist()}.")
