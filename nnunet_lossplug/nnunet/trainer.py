@@ -283,9 +283,10 @@ class LossPlugTrainer(nnUNetTrainer):
                 return [0.0]  # refused with the reason when the codec is built
             maps = region_maps(kind, labels, self.source.regions, spacing, ignore)
             masks = region_masks(annotated, self.source.regions)
-            return [rectification_report(z, mask.astype(np.int16)).fraction_unstable for z, mask in zip(maps, masks)]
+            return [rectification_report(z, mask.astype(np.int16), batch=False).fraction_unstable
+                    for z, mask in zip(maps, masks)]
         z = compute_with_ignore(kind, labels, self.source.num_classes, spacing, ignore)
-        return [rectification_report(z, annotated).fraction_unstable]
+        return [rectification_report(z, annotated, batch=False).fraction_unstable]
 
     def _check_rectification(self) -> None:
         kind = self.map_kind()
