@@ -53,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-np", "--num-processes", type=int, default=2,
                         help="worker processes (default: 2)")
     parser.add_argument("--dataset-json", default=None,
-                        help="nnU-Net dataset.json: class names, labels, file ending and reader")
+                        help="nnU-Net dataset.json: class names, labels, file ending and reader; a region-based "
+                             "dataset is scored per region (numbered 1..R), its ignore label left out")
     parser.add_argument("--file-ending", default=None,
                         help="file ending such as .nii.gz (default: from --dataset-json or the GT folder)")
     parser.add_argument("--empty-hd", choices=("diagonal", "nan"), default="diagonal",

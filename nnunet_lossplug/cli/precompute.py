@@ -30,12 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.nnunet.map_codecs import codec_for
     from nnunet_lossplug.nnunet.precompute import precompute_caches
+    from nnunet_lossplug.nnunet.region_codecs import source_codec
     from nnunet_lossplug.nnunet.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(args.dataset, args.configuration, args.plans)
     kinds = [k.strip() for k in args.maps.split(",") if k.strip() and k.strip() != "none"]
-    codecs = [None] + [codec_for(kind, source.num_classes) for kind in kinds]  # statistics always
+    codecs = [None] + [source_codec(kind, source) for kind in kinds]  # statistics always
     precompute_caches(source, codecs, num_processes=args.num_processes, force=args.force)
     return 0

@@ -22,7 +22,7 @@ Every such case is kept and counted by its status, never silently dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,8 +80,10 @@ def case_metrics(
     spacing: Sequence[float],
     labels: Iterable[int] | None = None,
     empty_hd: str = "diagonal",
+    regions: Mapping[int, Sequence[int]] | None = None,
+    ignore_label: int | None = None,
 ) -> dict[str, dict[str, float | str | int]]:
-    """Per-class metrics of one case from two integer label maps.
+    """Per-class (or per-region) metrics of one case from two integer label maps.
 
     Args:
         pred_labels: integer label map of the prediction.
@@ -89,6 +91,9 @@ def case_metrics(
         spacing: voxel size per array axis (mm).
         labels: class labels to evaluate; default: every non-zero label present in either map.
         empty_hd: see :func:`class_metrics`.
+        regions: ``{number: labels}`` of a region-based dataset (SPEC §4): structure ``number`` is the union
+            of its labels in both maps, as in nnU-Net's evaluation; ``labels`` then lists region numbers.
+        ignore_label: ground-truth label of unannotated voxels; they are removed from both masks.
 
     Returns:
         ``{str(label): {"dice", "hd", "hd95", "status", "gt_voxels", "pred_voxels"}}`` in ascending
@@ -101,10 +106,18 @@ def case_metrics(
             f"prediction and ground truth must have one shape, got {pred.shape} and {gt.shape}; "
             "the prediction must be in the ground truth's geometry (nnU-Net exports it that way)."
         )
+    annotated = np.ones(gt.shape, dtype=bool) if ignore_label is None else gt != ignore_label
+    if regions is not None:
+        numbers = sorted(regions) if labels is None else sorted(int(v) for v in labels)
+        return {
+            str(number): class_metrics(np.isin(pred, list(regions[number])) & annotated,
+                                       np.isin(gt, list(regions[number])) & annotated, spacing, empty_hd=empty_hd)
+            for number in numbers
+        }
     if labels is None:
-        found = np.union1d(np.unique(pred), np.unique(gt))
-        labels = [int(v) for v in found if v != 0]
+        found = np.union1d(np.unique(pred), np.unique(gt[annotated]))
+        labels = [int(v) for v in found if v != 0 and v != ignore_label]
     return {
-        str(label): class_metrics(pred == label, gt == label, spacing, empty_hd=empty_hd)
+        str(label): class_metrics((pred == label) & annotated, gt == label, spacing, empty_hd=empty_hd)
         for label in sorted(int(v) for v in labels)
     }

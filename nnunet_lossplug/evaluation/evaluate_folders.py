@@ -23,6 +23,7 @@ from nnunet_lossplug.evaluation.case_metrics import (
     both_empty_metrics,
     case_metrics,
 )
+from nnunet_lossplug.evaluation.label_setup import evaluation_labels
 from nnunet_lossplug.evaluation.result_io import load_label_names
 from nnunet_lossplug.evaluation.segmentation_io import (
     infer_file_ending,
@@ -48,7 +49,7 @@ CONVENTIONS = {
 
 def _evaluate_one_case(task: tuple) -> tuple[str, dict, dict]:
     """Worker: read one GT/prediction pair and compute its per-class metrics."""
-    case_id, gt_path, pred_path, reader_class, labels, empty_hd = task
+    case_id, gt_path, pred_path, reader_class, labels, empty_hd, setup = task
     gt, gt_spacing = read_segmentation(gt_path, reader_class)
     pred, pred_spacing = read_segmentation(pred_path, reader_class)
     if pred.shape != gt.shape:
@@ -61,7 +62,8 @@ def _evaluate_one_case(task: tuple) -> tuple[str, dict, dict]:
             f"case {case_id}: prediction spacing {pred_spacing} differs from ground-truth spacing "
             f"{gt_spacing}; the prediction must be written in the ground truth's geometry."
         )
-    metrics = case_metrics(pred, gt, gt_spacing, labels=labels, empty_hd=empty_hd)
+    metrics = case_metrics(pred, gt, gt_spacing, labels=labels, empty_hd=empty_hd, regions=setup.regions,
+                           ignore_label=setup.ignore_label)
     info = {"shape": list(gt.shape), "spacing": list(gt_spacing)}
     return case_id, metrics, info
 
@@ -99,7 +101,10 @@ def evaluate_folders(
         num_processes: worker processes (default 2; 1 runs in this process).
         file_ending: e.g. ``".nii.gz"``; default: from ``dataset_json`` or the most common readable ending
             in ``gt_folder``.
-        dataset_json: optional nnU-Net dataset.json for labels, names, file ending and reader class.
+        dataset_json: optional nnU-Net dataset.json for labels, names, file ending and reader class. For a
+            region-based dataset every region is scored (numbered 1..R in dataset.json order, named after
+            its entry; the result's ``"regions"`` maps numbers to labels); voxels of its ``"ignore"`` label
+            are left out of every metric (SPEC §4).
         empty_hd: distance for a missed or spurious structure, ``"diagonal"`` (default) or ``"nan"``;
             see :mod:`nnunet_lossplug.evaluation.case_metrics`.
         progress: show a tqdm progress bar.
@@ -112,8 +117,10 @@ def evaluate_folders(
     if num_processes < 1:
         raise ValueError(f"num_processes must be at least 1, got {num_processes}.")
     label_names: dict[str, str] = {}
+    setup = evaluation_labels(dataset_json)
     if dataset_json is not None:
-        label_names = load_label_names(dataset_json)
+        label_names = setup.names if setup.regions is not None else {
+            k: v for k, v in load_label_names(dataset_json).items() if k != str(setup.ignore_label)}
         if file_ending is None:
             file_ending = json.loads(Path(dataset_json).read_text()).get("file_ending")
         if labels is None:
@@ -127,7 +134,7 @@ def evaluate_folders(
     if fixed_labels is not None and any(v <= 0 for v in fixed_labels):
         raise ValueError(f"labels must be positive class labels (0 is background), got {fixed_labels}.")
 
-    tasks = [(case, gt, pred, reader_class, fixed_labels, empty_hd) for case, (gt, pred) in pairs.items()]
+    tasks = [(case, gt, pred, reader_class, fixed_labels, empty_hd, setup) for case, (gt, pred) in pairs.items()]
     results = _run_tasks(tasks, num_processes, progress)
 
     cases = {case: results[case][0] for case in pairs}
@@ -152,6 +159,8 @@ def evaluate_folders(
         "conventions": {**CONVENTIONS, "missed_or_spurious": CONVENTIONS["missed_or_spurious"].format(
             penalty=penalty)},
         "empty_hd": empty_hd,
+        "regions": None if setup.regions is None else {str(k): list(v) for k, v in setup.regions.items()},
+        "ignore_label": setup.ignore_label,
         "gt_folder": os.path.abspath(gt_folder),
         "pred_folder": os.path.abspath(pred_folder),
         "file_ending": file_ending,

@@ -13,6 +13,10 @@ truth). :func:`call_loss` dispatches on it. Low-precision inputs and autocast ar
 - :class:`LossMixture` — "equal" / "gradual" mixtures, paper 002 Sec. 4.4
 - :class:`RectifiedMap` — the O(N) form of a rectified map (RRW, AC, Cao) the RW losses take directly
 - :class:`DeepSupervisionLoss`, :func:`deep_supervision_weights` — WMLA, paper 000 eq. (6)
+
+Region-based datasets and ignore labels (SPEC §4, :mod:`~nnunet_lossplug.losses.regions`): every loss above
+takes ``regions=True`` (one sigmoid per region, each region the two-class softmax problem with logits
+``(0, x_r)``) and ``forward(..., mask=m)`` (``(B, 1, *spatial)``, ``True`` at annotated voxels).
 """
 
 from .calling import INPUT_VOCABULARY, call_loss

@@ -7,9 +7,9 @@ per-voxel float map. This module turns those into the tensors the formulas need:
   ``torch.autograd.gradcheck`` can run in double precision);
 - :func:`one_hot_target` accepts a label map ``(B, 1, *spatial)`` (nnU-Net's form) or a one-hot target
   ``(B, K, *spatial)`` and returns a one-hot tensor in the logits' compute dtype. It REFUSES the two
-  nnU-Net features the losses do not support instead of computing something silently wrong:
-  region-based training (overlapping channels, sigmoid outputs) and the ignore label (label values
-  outside ``[0, K)``);
+  nnU-Net target forms that need a loss option instead of computing something silently wrong:
+  region-based targets (overlapping channels; the losses' ``regions=True``) and the ignore label (label
+  values outside ``[0, K)``; the losses' ``mask=``, see :mod:`~nnunet_lossplug.losses.regions`);
 - :func:`prepare_map` checks a precomputed RW / distance map ``(B, K, *spatial)``;
 - :func:`full_precision` disables autocast so that the loss arithmetic runs in the dtype chosen above.
 """
@@ -127,9 +127,9 @@ def _label_map_to_one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) 
     if bool(torch.any(outside)):
         found = torch.unique(labels[outside])[:5].tolist()
         raise ValueError(
-            f"label values must lie in [0, K) = [0, {num_classes}), found {found}. nnU-Net's ignore label "
-            f"(a label outside the classes) is not supported by these losses: remove the ignore label from "
-            f"the dataset or map it to a real class before calling the loss."
+            f"label values must lie in [0, K) = [0, {num_classes}), found {found}. For nnU-Net's ignore label "
+            f"(a label outside the classes) pass mask=(target != ignore_label) to the loss: its voxels are then "
+            f"skipped (SPEC §4)."
         )
     shape = (labels.shape[0], num_classes, *labels.shape[2:])
     one_hot = torch.zeros(shape, dtype=dtype, device=labels.device)
@@ -150,7 +150,7 @@ def _checked_one_hot(target: Tensor, dtype: torch.dtype) -> Tensor:
         raise ValueError(
             f"the channels of a one-hot target must sum to 1 at every voxel (one class per voxel), but they "
             f"deviate from 1 by up to {worst:g}. Region-based targets (overlapping channels, trained with "
-            f"sigmoids as in nnU-Net's region-based mode) are not supported by these softmax losses."
+            f"sigmoids as in nnU-Net's region-based mode) need the loss's region mode: regions=True (SPEC §4)."
         )
     return target.to(dtype)
 

@@ -8,6 +8,8 @@ positional arguments its ``forward`` takes after ``logits``, from the vocabulary
   for the one-sided HD loss the distance map).
 
 A loss without the attribute (e.g. a user's own ``nn.Module``) is treated as ``inputs = ("target",)``.
+An ignore mask ``(B, 1, *spatial)`` (``True`` = annotated, SPEC §4) is not an input: it is passed as the
+keyword ``mask=`` to losses declaring ``accepts_mask = True``; any other loss refuses a mask.
 A map may arrive as a :class:`~nnunet_lossplug.losses.RectifiedMap` (``O(N)`` form of RRW, AC and Cao maps);
 it is handed over as such only to losses declaring ``accepts_rectified = True`` and as its dense
 ``(B, K, *spatial)`` tensor to every other loss.
@@ -49,11 +51,13 @@ def call_loss(
     logits: Tensor,
     target: Tensor | None = None,
     rw_map: Tensor | None = None,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """Call ``loss(logits, *required)`` with the inputs named by ``loss.inputs``, in that order.
 
     Raises ``ValueError`` naming the loss and the missing input when a required input is ``None``.
     Inputs the loss does not declare are ignored, so callers can always pass everything they have.
+    A ``mask`` is passed as ``mask=`` to a loss with ``accepts_mask = True`` and refused by any other.
     """
     available = {"target": target, "rw_map": rw_map}
     arguments = []
@@ -68,4 +72,12 @@ def call_loss(
         if isinstance(value, RectifiedMap) and not getattr(loss, "accepts_rectified", False):
             value = value.dense(logits.dtype if logits.is_floating_point() else torch.float32)
         arguments.append(value)
-    return loss(logits, *arguments)
+    if mask is None:
+        return loss(logits, *arguments)
+    if not getattr(loss, "accepts_mask", False):
+        raise ValueError(
+            f"{type(loss).__name__} cannot skip ignored voxels (it does not declare accepts_mask = True), but the "
+            f"dataset has an ignore label. Give its forward a mask=None keyword (True at annotated voxels) and set "
+            f"accepts_mask = True, or remove the ignore label from the dataset."
+        )
+    return loss(logits, *arguments, mask=mask)

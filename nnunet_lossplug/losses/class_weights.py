@@ -19,6 +19,7 @@ def dice_class_weights(
     scheme: Literal["uniform", "simple", "square"] = "uniform",
     normalize: bool = False,
     epsilon: float = 1.0,
+    total_voxels: float | None = None,
 ) -> Tensor:
     """Per-class weights ``w_l`` of :class:`~nnunet_lossplug.losses.DiceLoss` from training-set voxel counts.
 
@@ -41,6 +42,8 @@ def dice_class_weights(
             paper finds they interact with the learning rate; ``True`` rescales them to mean 1 so that the
             loss keeps the scale of the unweighted Dice loss while the ratios between classes are unchanged.
         epsilon: ``ε`` of eq. (4)-(5); the paper sets ``ε = 1`` "to avoid division by zero".
+        total_voxels: ``N``; default ``Σ_l |R_l|`` (exclusive classes). For nnU-Net's overlapping regions
+            (SPEC §4: ``|R_r|`` per region) pass the number of annotated voxels; one region is then allowed.
 
     Returns:
         A float64 tensor of shape ``(L,)``.
@@ -55,7 +58,7 @@ def dice_class_weights(
     if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"epsilon must be a finite number > 0 (the paper uses 1), got {epsilon!r}.")
     counts = torch.as_tensor(voxel_counts, dtype=torch.float64).detach().cpu()
-    if counts.ndim != 1 or counts.numel() < 2:
+    if counts.ndim != 1 or counts.numel() < (1 if total_voxels is not None else 2):
         raise ValueError(
             f"voxel_counts must be a 1-D sequence with one count per class (background included, so at least "
             f"2 entries), got shape {tuple(counts.shape)}."
@@ -63,7 +66,7 @@ def dice_class_weights(
     if not bool(torch.all(torch.isfinite(counts))) or bool(torch.any(counts < 0)):
         raise ValueError(f"voxel_counts must be finite and non-negative, got {counts.tolist()}.")
     num_labels = counts.numel()
-    total = counts.sum()
+    total = counts.sum() if total_voxels is None else torch.tensor(float(total_voxels), dtype=torch.float64)
     if not bool(total > 0):
         raise ValueError("voxel_counts are all zero: the class weights need at least one labelled voxel.")
     if scheme == "uniform":

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ._inputs import full_precision, one_hot_target, prepare_logits, prepare_map
 from .rectified_map import RectifiedMap, true_class_log_softmax
+from .regions import masked_voxel_mean, two_class_map, voxelwise_problem
 
 __all__ = ["CrossEntropyLoss", "FocalLoss", "RWWeightedCrossEntropyLoss"]
 
@@ -28,18 +29,35 @@ class CrossEntropyLoss(nn.Module):
 
     Shapes: ``logits`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or one-hot
     ``(B, K, *spatial)``. Returns a non-negative scalar in float32 (float64 for float64 logits).
+
+    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits ``(B, R, *spatial)`` (one sigmoid per
+    region) and a binary target ``(B, R, *spatial)``; each region is the two-class softmax problem with
+    logits ``(0, x_r)``, so the loss becomes its binary form averaged over regions. ``forward(..., mask=m)``
+    (``(B, 1, *spatial)``, ``True`` = annotated) averages over the annotated voxels of each image, then over the
+    images that have any; ignored voxels get exactly zero gradient.
+    In region mode: ``mean_{b,r,i}( −y_r log p_r − (1 − y_r) log(1 − p_r) )`` (binary cross-entropy).
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("target",)
     nonnegative: ClassVar[bool] = True
+    accepts_mask: ClassVar[bool] = True
+    supports_regions: ClassVar[bool] = True
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def __init__(self, regions: bool = False) -> None:
+        super().__init__()
+        self.regions = bool(regions)
+
+    def extra_repr(self) -> str:
+        return f"regions={self.regions}"
+
+    def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the mean voxel-wise cross-entropy of ``logits`` against ``target``."""
+        logits, target, mask = voxelwise_problem(logits, target, mask, self.regions)
         logits = prepare_logits(logits)
         with full_precision(logits.device):
             onehot = one_hot_target(target, logits)
             log_probs = torch.log_softmax(logits, dim=1)
-            return -(onehot * log_probs).sum(dim=1).mean()
+            return masked_voxel_mean(-(onehot * log_probs).sum(dim=1, keepdim=True), mask)
 
 
 class FocalLoss(nn.Module):
@@ -60,28 +78,39 @@ class FocalLoss(nn.Module):
             ``(1 − s)^γ`` is unbounded at ``s = 1``; prefer ``γ = 0`` or ``γ >= 1``.
 
     Shapes: as :class:`CrossEntropyLoss`. Returns a non-negative scalar.
+
+    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits ``(B, R, *spatial)`` (one sigmoid per
+    region) and a binary target ``(B, R, *spatial)``; each region is the two-class softmax problem with
+    logits ``(0, x_r)``, so the loss becomes its binary form averaged over regions. ``forward(..., mask=m)``
+    (``(B, 1, *spatial)``, ``True`` = annotated) averages over the annotated voxels of each image, then over the
+    images that have any; ignored voxels get exactly zero gradient.
+    In region mode: the binary focal loss ``−y (1 − p)^γ log p − (1 − y) p^γ log(1 − p)``, averaged.
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("target",)
     nonnegative: ClassVar[bool] = True
+    accepts_mask: ClassVar[bool] = True
+    supports_regions: ClassVar[bool] = True
 
-    def __init__(self, gamma: float = 2.0) -> None:
+    def __init__(self, gamma: float = 2.0, regions: bool = False) -> None:
         super().__init__()
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
             raise ValueError(f"gamma must be a finite number >= 0 (paper 002 uses 2), got {gamma!r}.")
         self.gamma = float(gamma)
+        self.regions = bool(regions)
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}"
+        return f"gamma={self.gamma}, regions={self.regions}"
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the mean voxel-wise focal loss of ``logits`` against ``target``."""
+        logits, target, mask = voxelwise_problem(logits, target, mask, self.regions)
         logits = prepare_logits(logits)
         with full_precision(logits.device):
             onehot = one_hot_target(target, logits)
             log_probs = torch.log_softmax(logits, dim=1)
             modulation = (-torch.expm1(log_probs)) ** self.gamma
-            return -(onehot * modulation * log_probs).sum(dim=1).mean()
+            return masked_voxel_mean(-(onehot * modulation * log_probs).sum(dim=1, keepdim=True), mask)
 
 
 class RWWeightedCrossEntropyLoss(nn.Module):
@@ -108,22 +137,47 @@ class RWWeightedCrossEntropyLoss(nn.Module):
     :class:`~nnunet_lossplug.losses.RectifiedMap` ``(t, z_t, c_t)`` is used in ``O(N)`` memory:
     ``L = mean_{b,i}( |z_t| · (logsumexp_k x_k − x_t) )`` with its own true class ``t`` (which must be the
     target's), the same value and gradient as the dense form.
+
+    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits ``(B, R, *spatial)`` (one sigmoid per
+    region) and a binary target ``(B, R, *spatial)``; each region is the two-class softmax problem with
+    logits ``(0, x_r)``, so the loss becomes its binary form averaged over regions. ``forward(..., mask=m)``
+    (``(B, 1, *spatial)``, ``True`` = annotated) averages over the annotated voxels of each image, then over the
+    images that have any; ignored voxels get exactly zero gradient.
+    In region mode ``rw_map`` is the regions' two-class maps, as for
+    :class:`~nnunet_lossplug.losses.RegionWiseLoss` with ``regions=True``.
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("target", "rw_map")
     nonnegative: ClassVar[bool] = True
     accepts_rectified: ClassVar[bool] = True
+    accepts_mask: ClassVar[bool] = True
+    supports_regions: ClassVar[bool] = True
 
-    def forward(self, logits: Tensor, target: Tensor, rw_map: Tensor | RectifiedMap) -> Tensor:
-        """Return ``mean_{b,i}(−Σ_k |rw_map|·y·log_softmax(logits))``."""
+    def __init__(self, regions: bool = False) -> None:
+        super().__init__()
+        self.regions = bool(regions)
+
+    def extra_repr(self) -> str:
+        return f"regions={self.regions}"
+
+    def forward(
+        self, logits: Tensor, target: Tensor, rw_map: Tensor | RectifiedMap, mask: Tensor | None = None
+    ) -> Tensor:
+        """Return ``mean_{b,i}(−Σ_k |rw_map|·y·log_softmax(logits))`` (over annotated voxels with a mask)."""
+        if self.regions and not isinstance(rw_map, RectifiedMap):
+            rw_map = two_class_map(rw_map, logits)
+        logits, target, mask = voxelwise_problem(logits, target, mask, self.regions)
         logits = prepare_logits(logits)
         with full_precision(logits.device):
             if isinstance(rw_map, RectifiedMap):
                 rw_map.check_against(logits)
                 true_value, _ = rw_map.values(logits.dtype, logits.device)
-                log_s_t = true_class_log_softmax(logits, rw_map.labels.to(logits.device))
-                return -(true_value.abs() * log_s_t).mean()
+                labels = rw_map.labels.to(logits.device)
+                if mask is not None:
+                    labels = torch.where(mask, labels, torch.zeros((), dtype=labels.dtype, device=labels.device))
+                log_s_t = true_class_log_softmax(logits, labels)
+                return masked_voxel_mean(-(true_value.abs() * log_s_t), mask)
             onehot = one_hot_target(target, logits)
             weights = prepare_map(rw_map, logits).abs()
             log_probs = torch.log_softmax(logits, dim=1)
-            return -(weights * onehot * log_probs).sum(dim=1).mean()
+            return masked_voxel_mean(-(weights * onehot * log_probs).sum(dim=1, keepdim=True), mask)

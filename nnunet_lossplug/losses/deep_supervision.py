@@ -175,11 +175,17 @@ class DeepSupervisionLoss(nn.Module):
         outputs: Sequence[Tensor],
         targets: Sequence[Tensor] | None = None,
         rw_maps: Sequence[Tensor] | None = None,
+        masks: Sequence[Tensor] | None = None,
     ) -> Tensor:
-        """Return ``Σ_k α_k · loss(outputs[k], targets[k], rw_maps[k])`` (plus ``Σ σ_k`` when trainable)."""
+        """Return ``Σ_k α_k · loss(outputs[k], targets[k], rw_maps[k])`` (plus ``Σ σ_k`` when trainable).
+
+        ``masks``: optional ignore masks ``(B, 1, *spatial)`` per level (``True`` = annotated, SPEC §4), passed
+        to the loss as ``mask=``.
+        """
         outputs = _check_levels("outputs", outputs, self.num_outputs, required=True)
         targets = _check_levels("targets", targets, self.num_outputs, required="target" in self.inputs)
         rw_maps = _check_levels("rw_maps", rw_maps, self.num_outputs, required="rw_map" in self.inputs)
+        masks = _check_levels("masks", masks, self.num_outputs, required=False)
 
         def level_loss(level: int) -> Tensor:
             return call_loss(
@@ -187,6 +193,7 @@ class DeepSupervisionLoss(nn.Module):
                 outputs[level],
                 targets[level] if targets is not None else None,
                 rw_maps[level] if rw_maps is not None else None,
+                masks[level] if masks is not None else None,
             )
 
         if not self.trainable:

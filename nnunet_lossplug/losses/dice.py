@@ -9,8 +9,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ._inputs import full_precision, one_hot_target, prepare_logits
+from ._inputs import compute_dtype, full_precision, one_hot_target, prepare_logits
 from .distributed import global_sum, resolve_ddp
+from .regions import prepare_mask, region_labels, unmasked_labels
 
 __all__ = ["DiceLoss"]
 
@@ -56,6 +57,14 @@ class DiceLoss(nn.Module):
             single rank); ``True``: always (error without a process group). Ignored for per-image Dice,
             whose mean over the global batch is the average of the ranks' means (DDP's gradient
             averaging). See :mod:`nnunet_lossplug.losses.distributed` for the gradient scaling.
+        regions: region (sigmoid) mode for nnU-Net's region-based datasets (SPEC §4): ``logits``
+            ``(B, R, *spatial)``, ``p_r = sigmoid(x_r)`` against the binary target ``y_r`` ``(B, R, *spatial)``
+            in the formulas above, every region a class (there is no background channel, so ``do_bg`` has
+            no effect; ``class_weights`` has ``R`` entries, e.g. region voxel counts over the training set).
+            This is nnU-Net's own region-based ``MemoryEfficientSoftDiceLoss`` with ``apply_nonlin=sigmoid``.
+
+    Ignore mask (SPEC §4): ``forward(..., mask=m)`` (``(B, 1, *spatial)``, ``True`` = annotated) drops the
+    ignored voxels from every sum (``s`` and ``y`` are multiplied by ``m``); they get exactly zero gradient.
 
     Empty class: with ``smooth=0`` a class absent from an image (per-image) or from the batch (SA Dice)
     has ``D = 0`` whenever the prediction puts any mass on it, so its term is the constant ``w_k`` with zero
@@ -67,6 +76,8 @@ class DiceLoss(nn.Module):
 
     inputs: ClassVar[tuple[str, ...]] = ("target",)
     nonnegative: ClassVar[bool] = True
+    accepts_mask: ClassVar[bool] = True
+    supports_regions: ClassVar[bool] = True
 
     class_weights: Tensor | None
 
@@ -78,6 +89,7 @@ class DiceLoss(nn.Module):
         squared: bool = False,
         class_weights: Tensor | Sequence[float] | None = None,
         ddp: bool | None = None,
+        regions: bool = False,
     ) -> None:
         super().__init__()
         if not (isinstance(smooth, (int, float)) and math.isfinite(smooth) and smooth >= 0):
@@ -87,13 +99,14 @@ class DiceLoss(nn.Module):
         self.smooth = float(smooth)
         self.squared = bool(squared)
         self.ddp = ddp
+        self.regions = bool(regions)
         weights = None
         if class_weights is not None:
             weights = torch.as_tensor(class_weights).detach().to(torch.float64).clone()
-            if weights.ndim != 1 or weights.numel() < 2:
+            if weights.ndim != 1 or weights.numel() < 1:  # the count is checked against the logits in forward
                 raise ValueError(
-                    f"class_weights must be 1-D with one weight per class (K entries, background first), "
-                    f"got shape {tuple(weights.shape)}."
+                    f"class_weights must be 1-D with one weight per class (K entries, background first; R entries "
+                    f"in region mode), got shape {tuple(weights.shape)}."
                 )
             if not bool(torch.all(torch.isfinite(weights))) or bool(torch.any(weights < 0)):
                 raise ValueError(f"class_weights must be finite and non-negative, got {weights.tolist()}.")
@@ -104,24 +117,47 @@ class DiceLoss(nn.Module):
         weighted = self.class_weights is not None
         return (
             f"batch_dice={self.batch_dice}, do_bg={self.do_bg}, smooth={self.smooth}, "
-            f"squared={self.squared}, class_weights={'given' if weighted else None}, ddp={self.ddp}"
+            f"squared={self.squared}, class_weights={'given' if weighted else None}, ddp={self.ddp}, "
+            f"regions={self.regions}"
         )
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the Dice loss of ``logits`` ``(B, K, *spatial)`` against a label map or one-hot target."""
+        mask = prepare_mask(mask, logits)
+        if self.regions:
+            return self._dice(*self._region_inputs(logits, target), mask)
         logits = prepare_logits(logits)
-        num_classes = logits.shape[1]
-        if self.class_weights is not None and self.class_weights.numel() != num_classes:
-            raise ValueError(
-                f"class_weights has {self.class_weights.numel()} entries but the logits have K={num_classes} "
-                f"classes (shape {tuple(logits.shape)}); give one weight per class, background first."
-            )
+        target = unmasked_labels(target, mask)
         with full_precision(logits.device):
             onehot = one_hot_target(target, logits)
             probs = torch.softmax(logits, dim=1)
             if not self.do_bg:
                 probs, onehot = probs[:, 1:], onehot[:, 1:]
-            spatial = tuple(range(2, logits.ndim))
+            return self._dice(probs, onehot, mask)
+
+    @staticmethod
+    def _region_inputs(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(sigmoid(logits), y)`` of the regions, in the compute dtype."""
+        region_labels(target, logits)  # checks the shape and the binary values
+        logits = logits.to(compute_dtype(logits.dtype))
+        with full_precision(logits.device):
+            return torch.sigmoid(logits), target.to(device=logits.device, dtype=logits.dtype)
+
+    def _dice(self, probs: Tensor, onehot: Tensor, mask: Tensor | None) -> Tensor:
+        """The Dice loss of probabilities against targets, both ``(B, C, *spatial)`` over the summed classes."""
+        summed_classes = probs.shape[1]
+        num_classes = summed_classes + (0 if self.do_bg or self.regions else 1)
+        if self.class_weights is not None and self.class_weights.numel() != num_classes:
+            found = f"R={num_classes} regions" if self.regions else f"K={num_classes} classes"
+            each = "region" if self.regions else "class, background first"
+            raise ValueError(
+                f"class_weights has {self.class_weights.numel()} entries but the logits have {found}; give "
+                f"one weight per {each}."
+            )
+        with full_precision(probs.device):
+            if mask is not None:
+                probs, onehot = probs * mask, onehot * mask
+            spatial = tuple(range(2, probs.ndim))
             intersect = (probs * onehot).sum(spatial)
             pred_volume = (probs * probs if self.squared else probs).sum(spatial)
             true_volume = (onehot * onehot if self.squared else onehot).sum(spatial)
@@ -133,8 +169,8 @@ class DiceLoss(nn.Module):
             dice = _dice_ratio(intersect, pred_volume + true_volume, self.smooth)
             per_class_loss = 1.0 - dice  # (B, C) per-image or (C,) aggregated
             if self.class_weights is not None:
-                weights = self.class_weights.to(device=logits.device, dtype=logits.dtype)
-                per_class_loss = per_class_loss * (weights if self.do_bg else weights[1:])
+                weights = self.class_weights.to(device=probs.device, dtype=probs.dtype)
+                per_class_loss = per_class_loss * (weights if self.do_bg or self.regions else weights[1:])
             return per_class_loss.mean()
 
 

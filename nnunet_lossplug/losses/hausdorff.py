@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ._inputs import full_precision, one_hot_target, prepare_logits, prepare_map
+from .regions import masked_voxel_mean, two_class_map, voxelwise_problem
 
 __all__ = ["OneSidedHausdorffLoss"]
 
@@ -30,22 +31,34 @@ class OneSidedHausdorffLoss(nn.Module):
 
     Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or
     one-hot ``(B, K, *spatial)``. ``rw_map`` must be non-negative. Returns a non-negative scalar.
+
+    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits and a binary target ``(B, R, *spatial)``
+    and the regions' two-class distance maps ``(B, R, 2, *spatial)``; each region is the two-class softmax
+    problem with logits ``(0, x_r)``, i.e. ``mean_{b,r,i}((p − y)² (D_in^α + D_out^α)) / 2``.
+    ``forward(..., mask=m)`` (``(B, 1, *spatial)``, ``True`` = annotated) averages over annotated voxels per
+    image, then over the images that have any; ignored voxels get exactly zero gradient.
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("target", "rw_map")
     nonnegative: ClassVar[bool] = True
+    accepts_mask: ClassVar[bool] = True
+    supports_regions: ClassVar[bool] = True
 
-    def __init__(self, alpha: float = 2.0) -> None:
+    def __init__(self, alpha: float = 2.0, regions: bool = False) -> None:
         super().__init__()
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"alpha must be a finite number >= 0 (Karimi et al. use 2), got {alpha!r}.")
         self.alpha = float(alpha)
+        self.regions = bool(regions)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        return f"alpha={self.alpha}, regions={self.regions}"
 
-    def forward(self, logits: Tensor, target: Tensor, rw_map: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, rw_map: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return ``mean((softmax(logits) − y)² · rw_map^alpha)``; ``rw_map`` is the distance map ``D``."""
+        if self.regions:
+            rw_map = two_class_map(rw_map, logits, name="rw_map (the distance map D)")
+        logits, target, mask = voxelwise_problem(logits, target, mask, self.regions)
         logits = prepare_logits(logits)
         with full_precision(logits.device):
             onehot = one_hot_target(target, logits)
@@ -57,4 +70,4 @@ class OneSidedHausdorffLoss(nn.Module):
                     f"maps belong to RegionWiseLoss (RW-Boundary)."
                 )
             probs = torch.softmax(logits, dim=1)
-            return ((probs - onehot) ** 2 * distance**self.alpha).mean()
+            return masked_voxel_mean((probs - onehot) ** 2 * distance**self.alpha, mask)

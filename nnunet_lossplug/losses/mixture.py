@@ -45,6 +45,8 @@ class LossMixture(nn.Module):
 
     #: maps are forwarded through call_loss, which hands each component the form it accepts
     accepts_rectified = True
+    #: an ignore mask is forwarded to both components (each must accept one)
+    accepts_mask = True
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class LossMixture(nn.Module):
         *args: Tensor,
         target: Tensor | None = None,
         rw_map: Tensor | None = None,
+        mask: Tensor | None = None,
     ) -> Tensor:
         """Return the weighted sum; the inputs come positionally in ``self.inputs`` order, or by keyword."""
         if len(args) > len(self.inputs):
@@ -105,7 +108,7 @@ class LossMixture(nn.Module):
                 raise TypeError(f"LossMixture got {name!r} both positionally and by keyword.")
             given[name] = value
         terms = [
-            weight * call_loss(loss, logits, **given)
+            weight * call_loss(loss, logits, **given, mask=mask)
             for weight, loss in zip(self.component_weights, (self.first, self.second), strict=True)
             if weight != 0.0  # "gradual" at epoch 0 has α = 1: the second term is not computed
         ]

@@ -7,8 +7,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ._inputs import full_precision, prepare_logits, prepare_map
+from ._inputs import compute_dtype, full_precision, prepare_logits, prepare_map
 from .rectified_map import RectifiedMap, true_class_log_softmax
+from .regions import masked_voxel_mean, prepare_mask, region_problem, two_class_map, unmasked_labels
 
 __all__ = ["RegionWiseLoss"]
 
@@ -43,6 +44,21 @@ class RegionWiseLoss(nn.Module):
     Args:
         shift_to_nonnegative: ``False`` (default) returns the paper's and reference code's value;
             ``True`` returns the shifted, non-negative form above (same gradients).
+        regions: region (sigmoid) mode for nnU-Net's region-based datasets (SPEC §4). ``logits``
+            ``(B, R, *spatial)`` hold one logit ``x_r`` per region, ``p_r = sigmoid(x_r)``, and each region is
+            the two-class softmax problem with logits ``(0, x_r)``::
+
+                L_RW = mean_{b,r,i} ( p_r · z_r^in + (1 − p_r) · z_r^out ) / 2
+                ∂L/∂x_r = p_r (1 − p_r) (z_r^in − z_r^out) / 2 / numel
+
+            ``rw_map``: the regions' two-class maps, dense ``(B, R, 2, *spatial)`` (channel 0 ``z^out``,
+            channel 1 ``z^in``, :func:`nnunet_lossplug.maps.region_maps`) or a ``RectifiedMap`` of the ``B·R``
+            problems (:func:`~nnunet_lossplug.losses.regions.region_rectified_map`). A two-class map is always
+            rectified: the gradient is negative inside the region and positive outside for every ``p``.
+
+    Ignore mask (SPEC §4). ``forward(..., mask=m)`` with ``m`` ``(B, 1, *spatial)``, ``True`` at annotated
+    voxels: the mean runs over the annotated voxels of each image, ``Σ_{annotated i} Σ_k s·z / (K·#annotated)``,
+    then over the images that have any; ignored voxels get exactly zero gradient.
 
     Rectified maps in ``O(N)``. ``rw_map`` may also be a :class:`~nnunet_lossplug.losses.RectifiedMap`
     ``(t, z_t, c_t)`` (RRW, AC, Cao; see :mod:`~nnunet_lossplug.losses.rectified_map`). Then, with
@@ -56,12 +72,15 @@ class RegionWiseLoss(nn.Module):
     """
 
     accepts_rectified: ClassVar[bool] = True
+    accepts_mask: ClassVar[bool] = True
+    supports_regions: ClassVar[bool] = True
 
     inputs: ClassVar[tuple[str, ...]] = ("rw_map",)
 
-    def __init__(self, shift_to_nonnegative: bool = False) -> None:
+    def __init__(self, shift_to_nonnegative: bool = False, regions: bool = False) -> None:
         super().__init__()
         self.shift_to_nonnegative = bool(shift_to_nonnegative)
+        self.regions = bool(regions)
 
     @property
     def nonnegative(self) -> bool:
@@ -69,25 +88,60 @@ class RegionWiseLoss(nn.Module):
         return self.shift_to_nonnegative
 
     def extra_repr(self) -> str:
-        return f"shift_to_nonnegative={self.shift_to_nonnegative}"
+        return f"shift_to_nonnegative={self.shift_to_nonnegative}, regions={self.regions}"
 
-    def forward(self, logits: Tensor, rw_map: Tensor | RectifiedMap) -> Tensor:
-        """Return ``mean(softmax(logits) * rw_map)`` (shifted to ``>= 0`` if configured)."""
+    def forward(self, logits: Tensor, rw_map: Tensor | RectifiedMap, mask: Tensor | None = None) -> Tensor:
+        """Return ``mean(softmax(logits) * rw_map)`` (shifted to ``>= 0`` if configured; masked if given)."""
+        if self.regions and isinstance(rw_map, RectifiedMap):
+            return self._rectified_regions(logits, rw_map, mask)
+        if self.regions:
+            region_logits = logits
+            logits, mask = region_problem(logits, mask)
+            rw_map = two_class_map(rw_map, region_logits)
+        else:
+            mask = prepare_mask(mask, logits)
         logits = prepare_logits(logits)
         with full_precision(logits.device):
             if isinstance(rw_map, RectifiedMap):
-                return self._rectified(logits, rw_map)
+                return self._rectified(logits, rw_map, mask)
             rw_map = prepare_map(rw_map, logits)
             if self.shift_to_nonnegative:
                 rw_map = rw_map - rw_map.amin(dim=1, keepdim=True)
             probs = torch.softmax(logits, dim=1)
-            return (probs * rw_map).mean()
+            return masked_voxel_mean(probs * rw_map, mask)
 
-    def _rectified(self, logits: Tensor, rw_map: RectifiedMap) -> Tensor:
+    def _rectified_regions(self, logits: Tensor, rw_map: RectifiedMap, mask: Tensor | None) -> Tensor:
+        """Region mode with a rectified map, without building the two-class logits.
+
+        For the two-class problem with logits ``(0, x)``, the own side's probability is ``s_t = sigmoid(±x)``
+        (``+`` inside, ``−`` outside); the value is ``mean_{b,r,i}(c_t + s_t (z_t − c_t)) / 2`` as in
+        :meth:`_rectified`, with the same gradient.
+        """
+        mask = prepare_mask(mask, logits)
+        logits = logits.to(compute_dtype(logits.dtype))
+        batch, regions, *spatial = logits.shape
+        if tuple(rw_map.shape) != (batch * regions, 2, *spatial):
+            raise ValueError(
+                f"in region mode rw_map (a rectified map of shape {tuple(rw_map.shape)}) must describe the "
+                f"{batch}·{regions} two-class problems of logits {tuple(logits.shape)}: shape "
+                f"{(batch * regions, 2, *spatial)} (see region_rectified_map)."
+            )
+        with full_precision(logits.device):
+            true_value, other_value = rw_map.values(logits.dtype, logits.device)
+            inside = rw_map.labels.to(logits.device).reshape(logits.shape) == 1
+            s_t = torch.sigmoid(torch.where(inside, logits, -logits))
+            true_value, other_value = true_value.reshape(logits.shape), other_value.reshape(logits.shape)
+            per_voxel = other_value + s_t * (true_value - other_value)
+            if self.shift_to_nonnegative:
+                per_voxel = per_voxel - torch.minimum(true_value, other_value)
+            return masked_voxel_mean(per_voxel, mask) / 2
+
+    def _rectified(self, logits: Tensor, rw_map: RectifiedMap, mask: Tensor | None) -> Tensor:
         rw_map.check_against(logits)
         true_value, other_value = rw_map.values(logits.dtype, logits.device)
-        s_t = true_class_log_softmax(logits, rw_map.labels.to(logits.device)).exp()
+        labels = unmasked_labels(rw_map.labels.to(logits.device), mask)
+        s_t = true_class_log_softmax(logits, labels).exp()
         per_voxel = other_value + s_t * (true_value - other_value)
         if self.shift_to_nonnegative:
             per_voxel = per_voxel - torch.minimum(true_value, other_value)
-        return per_voxel.mean() / rw_map.num_classes
+        return masked_voxel_mean(per_voxel, mask) / rw_map.num_classes

@@ -9,6 +9,8 @@ Public API:
 - :func:`rectification_report` -- exact check of the rectification principle (Sec. 3.3-3.4);
   :func:`gradient_sign_counts`, :func:`unstable_share`, :func:`simplex_grid`, :func:`rw_logit_gradient`
   reproduce Fig. 2 for a single voxel.
+- :func:`region_maps`, :func:`region_rrw_own_values`, :func:`compute_with_ignore` -- maps per region
+  (nnU-Net's region-based datasets) and with ignored voxels counted as outside every class (SPEC §4).
 - :class:`MapKind`, :func:`register_map_kind`, :func:`get_map_kind`, :func:`available_map_kinds`,
   :func:`unregister_map_kind` -- registry of built-in and user map functions with cache identities.
 """
@@ -22,6 +24,12 @@ from nnunet_lossplug.maps.rectification import (
     rw_logit_gradient,
     simplex_grid,
     unstable_share,
+)
+from nnunet_lossplug.maps.regions import (
+    compute_with_ignore,
+    region_maps,
+    region_masks,
+    region_rrw_own_values,
 )
 from nnunet_lossplug.maps.registry import (
     MapFunction,
@@ -51,11 +59,15 @@ __all__ = [
     "available_map_kinds",
     "boundary_map",
     "cao_map",
+    "compute_with_ignore",
     "distance_to_boundary",
     "get_map_kind",
     "gradient_sign_counts",
     "max_negative_components",
     "rectification_report",
+    "region_maps",
+    "region_masks",
+    "region_rrw_own_values",
     "register_map_kind",
     "rrw_map",
     "rrw_true_class_values",

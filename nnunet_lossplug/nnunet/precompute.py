@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from nnunet_lossplug.maps.regions import region_masks
 from nnunet_lossplug.nnunet.atomic import file_lock, write_json_atomic, write_npy_atomic
 from nnunet_lossplug.nnunet.map_codecs import MapCodec
 from nnunet_lossplug.nnunet.map_integrity import file_digest
@@ -258,6 +259,7 @@ class CaseCache:
             "seg_hash": segmentation_hash(seg),
             "seg_files": self.source.segmentation_file_stats(identifier),
             "class_voxel_counts": [int(c) for c in counts],
+            **_region_statistics(labels, self.source),
             "shape": list(labels.shape),
             "spacing": list(self.source.case_spacing(identifier)),
             "map_bytes": None,
@@ -292,20 +294,36 @@ class CaseCache:
                 f"not a complete .npy file). Rebuild the cache with: {self.rebuild_command()}"
             ) from None
 
-    def class_voxel_counts(self, identifiers: Iterable[str]) -> np.ndarray:
-        """Sum of the class voxel counts of ``identifiers`` (background = label 0 and nnU-Net's -1)."""
-        total = np.zeros(self.source.num_classes, dtype=np.int64)
+    def class_voxel_counts(self, identifiers: Iterable[str], key: str = "class_voxel_counts") -> np.ndarray:
+        """Sum of the class voxel counts of ``identifiers`` (background = label 0 and nnU-Net's -1).
+
+        Ignored voxels are not counted. ``key="region_voxel_counts"``: the voxel counts of nnU-Net's regions
+        (region-based datasets); ``key="annotated_voxels"``: the number of annotated voxels.
+        """
+        total = None
         for identifier in identifiers:
             sidecar = self._read_sidecar(identifier)
-            if sidecar is None:
+            if sidecar is None or key not in sidecar:
                 raise MapCacheError(
-                    f"No class statistics for case {identifier} in {self.folder}. "
+                    f"No class statistics ({key}) for case {identifier} in {self.folder}. "
                     f"Run: {self.rebuild_command()}"
                 )
-            total += np.asarray(sidecar["class_voxel_counts"], dtype=np.int64)
+            counts = np.atleast_1d(np.asarray(sidecar[key], dtype=np.int64))
+            total = counts if total is None else total + counts
+        if total is None:
+            size = len(self.source.regions or ()) if key == "region_voxel_counts" else self.source.num_classes
+            return np.zeros(1 if key == "annotated_voxels" else size, dtype=np.int64)
         return total
 
 
+def _region_statistics(labels: np.ndarray, source: PreprocessedSource) -> dict:
+    """Annotated voxels and, for region-based datasets, the voxel count of each region (SPEC §4)."""
+    annotated = labels != source.ignore_label if source.ignore_label is not None else np.ones(labels.shape, bool)
+    statistics: dict = {"annotated_voxels": int(annotated.sum())}
+    if source.regions is not None:
+        masks = region_masks(labels, source.regions) & annotated
+        statistics["region_voxel_counts"] = [int(m.sum()) for m in masks]
+    return statistics
 def precompute_caches(
     source: PreprocessedSource, codecs: Sequence[MapCodec | None], num_processes: int = 2, force: bool = False,
     progress: bool = True,

@@ -72,8 +72,22 @@ class PreprocessedSource:
 
     @cached_property
     def num_classes(self) -> int:
+        """Number of labels ``K`` (background included, nnU-Net's ignore label excluded)."""
         check_label_setup(self.label_manager)
         return len(self.label_manager.all_labels)
+
+    @cached_property
+    def regions(self) -> tuple[tuple[int, ...], ...] | None:
+        """nnU-Net's foreground regions (one sigmoid output each) as label tuples, None without regions."""
+        if not self.label_manager.has_regions:
+            return None
+        return tuple(tuple(int(label) for label in np.atleast_1d(region))
+                     for region in self.label_manager.foreground_regions)
+
+    @property
+    def ignore_label(self) -> int | None:
+        """nnU-Net's ignore label (``"ignore"`` in dataset.json: voxels without ground truth), or None."""
+        return self.label_manager.ignore_label
 
     @cached_property
     def plans_fingerprint(self) -> str:
@@ -117,12 +131,14 @@ class PreprocessedSource:
         """The label map the maps are computed from: channel 0, nnU-Net's -1 (outside the nonzero crop) -> 0.
 
         nnU-Net's training pipeline turns -1 into background (``RemoveLabelTansform(-1, 0)``), so the maps do too.
+        The ignore label, if the dataset declares one, is kept (the codecs treat it, SPEC §4).
         """
         labels = np.asarray(seg[0]).astype(np.int16, copy=True)
         labels[labels < 0] = 0
-        if labels.size and labels.max() >= self.num_classes:
+        known = labels if self.ignore_label is None else labels[labels != self.ignore_label]
+        if known.size and known.max() >= self.num_classes:
             raise ValueError(
-                f"Case {identifier} has label {int(labels.max())} but dataset.json declares {self.num_classes} "
+                f"Case {identifier} has label {int(known.max())} but dataset.json declares {self.num_classes} "
                 f"labels {[int(label) for label in self.label_manager.all_labels]}. Fix dataset.json or the label "
                 f"files and preprocess again."
             )
@@ -143,16 +159,14 @@ class PreprocessedSource:
 
 
 def check_label_setup(label_manager) -> None:
-    """Refuse region-based training and ignore labels, which softmax losses cannot represent."""
-    if label_manager.has_regions:
+    """Refuse label setups the plugin cannot train on (none today: regions and ignore labels work, SPEC §4).
+
+    Kept as the one place where such refusals live; nnU-Net's own checks (an ignore label must be the highest
+    label, regions need ``regions_class_order``) run before, in its ``LabelManager``.
+    """
+    if label_manager.has_ignore_label and label_manager.ignore_label != len(label_manager.all_labels):
         raise UnsupportedDatasetError(
-            "This dataset uses region-based training (overlapping regions, sigmoid outputs). The plugin's losses "
-            "and RW maps are defined for mutually exclusive classes with a softmax (paper 002 eq. 1), so they are "
-            "not applicable. Train with nnU-Net's nnUNetTrainer, or convert the labels to exclusive classes."
-        )
-    if label_manager.has_ignore_label:
-        raise UnsupportedDatasetError(
-            f"This dataset declares an ignore label ({label_manager.ignore_label}). RW maps need every voxel "
-            f"to belong to a class, so the plugin's trainers do not support ignore labels. Remove the 'ignore' "
-            f"entry from dataset.json (relabel those voxels), or train with nnU-Net's nnUNetTrainer."
+            f"The ignore label {label_manager.ignore_label} is not the number of labels "
+            f"({len(label_manager.all_labels)}: {label_manager.all_labels}); the plugin needs the labels to be "
+            f"0..K-1 and the ignore label K, as nnU-Net recommends. Renumber the labels in dataset.json."
         )

@@ -49,7 +49,8 @@ class TrainingSetClassWeights:
         labels = getattr(trainer, "dataset_json", {}).get("labels", {})
         names = {int(v): k for k, v in labels.items() if isinstance(v, int)}
         check_class_counts(counts, self.scheme, getattr(trainer, "fold", "?"), names)
-        weights = dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize)
+        total = getattr(trainer, "training_set_voxel_total", lambda: None)()  # regions overlap: N ≠ Σ counts
+        weights = dice_class_weights(counts, scheme=self.scheme, normalize=self.normalize, total_voxels=total)
         log = getattr(trainer, "print_to_log_file", None)
         if log is not None:
             log(f"Class weights ({self.scheme}{', normalised' if self.normalize else ''}): "

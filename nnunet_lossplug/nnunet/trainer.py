@@ -46,12 +46,14 @@ from torch import autocast, nn
 from torch import distributed as dist
 
 from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
-from nnunet_lossplug.maps import get_map_kind, rectification_report
+from nnunet_lossplug.maps import compute_with_ignore, get_map_kind, rectification_report, region_maps, region_masks
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.collapse_guard import CollapseGuard
-from nnunet_lossplug.nnunet.map_codecs import BUILTIN_CODEC_KINDS, MapCodec, codec_for
+from nnunet_lossplug.nnunet.label_setup import LabelSetup
+from nnunet_lossplug.nnunet.map_codecs import BUILTIN_CODEC_KINDS, MapCodec
 from nnunet_lossplug.nnunet.map_transport import MapTransport
 from nnunet_lossplug.nnunet.precompute import CaseCache
+from nnunet_lossplug.nnunet.region_codecs import REGION_KIND_CHANNELS, source_codec
 from nnunet_lossplug.nnunet.schedules import PolySchedule
 from nnunet_lossplug.nnunet.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.specs import LossSpec, OptimizerSpec
@@ -113,6 +115,8 @@ class LossPlugTrainer(nnUNetTrainer):
         if self.map_placement not in MAP_PLACEMENTS:
             raise ValueError(f"map_placement must be one of {MAP_PLACEMENTS}, got {self.map_placement!r}.")
         check_label_setup(self.label_manager)
+        self.label_setup = LabelSetup.from_label_manager(self.label_manager)
+        self.label_setup.check_placement(self.map_placement, self.rw_map is not None, type(self).__name__)
         if self.epochs is not None:
             self.num_epochs = self.epochs
         if self.iterations_per_epoch is not None:
@@ -167,7 +171,7 @@ class LossPlugTrainer(nnUNetTrainer):
             return None
         if self._codec is None:
             rectified = kind.name not in BUILTIN_CODEC_KINDS and self._worst_unstable_fraction() == 0
-            self._codec = codec_for(kind, self.source.num_classes, rectified=rectified)
+            self._codec = source_codec(kind, self.source, rectified=rectified)
         return self._codec
 
     def _map_cache(self) -> CaseCache | None:
@@ -199,15 +203,24 @@ class LossPlugTrainer(nnUNetTrainer):
                 self.print_to_log_file(summary.line())
         if self.is_ddp:
             dist.barrier()
-        counts = stats.class_voxel_counts(tr_keys)
-        self.print_to_log_file(f"Training-set class voxel counts: {counts.tolist()}")
+        key = "region_voxel_counts" if self.label_setup.regions is not None else "class_voxel_counts"
+        counts = stats.class_voxel_counts(tr_keys, key)
+        self.print_to_log_file(f"Training-set {key.replace('_', ' ')}: {counts.tolist()}")
         return counts
+
+    def training_set_voxel_total(self) -> int | None:
+        """``N`` of paper 001's class weights for regions (annotated voxels; regions overlap), else None (Σ counts)."""
+        if self.label_setup.regions is None:
+            return None
+        tr_keys, _ = self.do_split()
+        return int(CaseCache(self.source, None).class_voxel_counts(tr_keys, "annotated_voxels")[0])
 
     # ------------------------------------------------------------------ loss and optimiser
     def _build_criterion(self) -> DeepSupervisionLoss:
         if self._criterion is None:
             assert self.loss_spec is not None
             loss = self.loss_spec.build(self)
+            self.label_setup.configure_loss(loss, type(self).__name__)
             weights = self.ds_weights
             if self.is_ddp and weights != "trainable":
                 # DDP without torch.compile fails on heads that get no gradient; nnU-Net gives them 1e-6
@@ -220,11 +233,12 @@ class LossPlugTrainer(nnUNetTrainer):
         criterion = self._build_criterion()
         kind = self.map_kind() if self.map_placement == "loss" else None
         spacing = self.configuration_manager.spacing if kind is not None else None
-        loss = TrainerLoss(criterion, kind, self.source.num_classes if kind is not None else 0, spacing)
+        loss = TrainerLoss(criterion, kind, self.source.num_classes if kind is not None else 0, spacing,
+                           label_setup=self.label_setup)
         maps = f"{self.rw_map} ({self.map_placement})" if self.rw_map is not None else "none"
         self.print_to_log_file(
-            f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'}; maps: {maps}; "
-            f"deep-supervision weights: {criterion.current_weights()}"
+            f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'} on {self.label_setup.describe()}; "
+            f"maps: {maps}; deep-supervision weights: {criterion.current_weights()}"
         )
         return loss
 
@@ -263,10 +277,23 @@ class LossPlugTrainer(nnUNetTrainer):
             fractions = [0.0]
             for identifier in list(tr_keys)[: self.rectification_check_cases]:
                 labels = self.source.labels_for_maps(self.source.load_segmentation(identifier), identifier)
-                z = kind.compute(labels, self.source.num_classes, self.source.case_spacing(identifier))
-                fractions.append(rectification_report(z, labels, batch=False).fraction_unstable)
+                fractions.extend(self._case_unstable_fractions(kind, labels, self.source.case_spacing(identifier)))
             self._unstable_fraction = max(fractions)
         return self._unstable_fraction
+
+    def _case_unstable_fractions(self, kind: MapKind, labels: np.ndarray, spacing) -> list[float]:
+        """Unstable shares of one case's map: per region for regions, with ignored voxels as outside (SPEC §4)."""
+        ignore = self.source.ignore_label
+        annotated = labels if ignore is None else np.where(labels == ignore, 0, labels)
+        if self.source.regions is not None:
+            if kind.name not in REGION_KIND_CHANNELS:
+                return [0.0]  # refused with the reason when the codec is built
+            maps = region_maps(kind, labels, self.source.regions, spacing, ignore)
+            masks = region_masks(annotated, self.source.regions)
+            return [rectification_report(z, mask.astype(np.int16), batch=False).fraction_unstable
+                    for z, mask in zip(maps, masks)]
+        z = compute_with_ignore(kind, labels, self.source.num_classes, spacing, ignore)
+        return [rectification_report(z, annotated, batch=False).fraction_unstable]
 
     def _check_rectification(self) -> None:
         kind = self.map_kind()
@@ -286,7 +313,9 @@ class LossPlugTrainer(nnUNetTrainer):
         else:
             codec = self.map_codec()
             form = "rebuilt from the augmented segmentation" if codec is not None and codec.rectified else "as is"
-            self.print_to_log_file(f"Rectification check of '{kind.name}' maps: 0 unstable voxels. Carried {form}.")
+            scope = " (two-class maps per region)" if self.source.regions is not None else ""
+            self.print_to_log_file(
+                f"Rectification check of '{kind.name}' maps{scope}: 0 unstable voxels. Carried {form}.")
 
     # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
     def _transport(self) -> MapTransport | None:

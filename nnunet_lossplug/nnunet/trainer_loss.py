@@ -10,6 +10,7 @@ from torch import nn
 
 from nnunet_lossplug.losses import DeepSupervisionLoss
 from nnunet_lossplug.maps.registry import MapKind
+from nnunet_lossplug.nnunet.label_setup import LabelSetup
 
 
 def to_device(value, device: torch.device):
@@ -27,11 +28,15 @@ class TrainerLoss(nn.Module):
     nnU-Net's ``validation_step`` calls ``self.loss(output, target)``; the maps of that batch are handed over
     beforehand through :attr:`pending_maps`. With ``map_kind`` set (the ``"loss"`` placement), maps are
     computed here from the targets instead, in the training process, as the reference code does.
+    Targets arrive in nnU-Net's form; ``label_setup`` splits off the ignore label into a mask per level and the
+    declared loss (in region mode for region-based datasets) gets the rest (SPEC §4).
     """
 
     def __init__(self, criterion: DeepSupervisionLoss, map_kind: MapKind | None = None,
-                 num_classes: int = 0, spacing: Sequence[float] | None = None):
+                 num_classes: int = 0, spacing: Sequence[float] | None = None,
+                 label_setup: LabelSetup | None = None):
         super().__init__()
+        self.label_setup = label_setup or LabelSetup()
         self.criterion = criterion
         self.map_kind = map_kind
         self.num_classes = num_classes
@@ -58,4 +63,8 @@ class TrainerLoss(nn.Module):
             maps = [maps]
         if maps is None and self.map_kind is not None:
             maps = self._maps_from_targets(list(targets))
-        return self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None)
+        masks = None
+        if not self.label_setup.plain:
+            targets, masks = zip(*(self.label_setup.split(t) for t in targets))
+            masks = None if masks[0] is None else list(masks)
+        return self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None, masks)

@@ -1,0 +1,51 @@
+"""What to evaluate on a region-based or sparsely annotated dataset, read from nnU-Net's dataset.json (SPEC §4).
+
+nnU-Net's region-based datasets declare overlapping regions as lists of labels (``"whole tumour": [1, 2, 3]``)
+and ``regions_class_order``; its own evaluation then scores each region (the union of its labels in prediction
+and ground truth). A dataset's ``"ignore"`` label marks voxels without ground truth; they are left out of every
+metric (prediction and ground truth both restricted to the annotated voxels).
+
+Regions are numbered ``1..R`` in dataset.json order (nnU-Net's order), the numbers standing where class labels
+stand for ordinary datasets; :attr:`EvaluationLabels.regions` maps each number to its labels.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EvaluationLabels:
+    """``regions``: ``{number: labels}`` for a region-based dataset (else None); ``ignore_label`` or None."""
+
+    regions: dict[int, tuple[int, ...]] | None = None
+    ignore_label: int | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def region_numbers(self) -> list[int] | None:
+        return None if self.regions is None else sorted(self.regions)
+
+
+def _as_labels(value) -> tuple[int, ...]:
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),)
+
+
+def evaluation_labels(dataset_json: str | Path | None) -> EvaluationLabels:
+    """Regions and ignore label of an nnU-Net dataset.json (none without one)."""
+    if dataset_json is None:
+        return EvaluationLabels()
+    labels = json.loads(Path(dataset_json).read_text()).get("labels")
+    if not isinstance(labels, dict):
+        raise ValueError(f"{dataset_json} has no 'labels' mapping (expected nnU-Net's dataset.json format).")
+    ignore = labels.get("ignore")
+    ignore_label = int(ignore) if ignore is not None else None
+    entries = {name: _as_labels(value) for name, value in labels.items() if name != "ignore"}
+    if not any(len(value) > 1 for value in entries.values()):
+        return EvaluationLabels(None, ignore_label)
+    foreground = [(name, value) for name, value in entries.items() if any(v != 0 for v in value)]
+    regions = {number: value for number, (_, value) in enumerate(foreground, start=1)}
+    names = {str(number): f"{name} {list(value)}" for number, (name, value) in enumerate(foreground, start=1)}
+    return EvaluationLabels(regions, ignore_label, names)
