@@ -78,11 +78,12 @@ def console_script(name: str) -> str:
 
 
 def can_run_as_nobody() -> bool:
-    """Whether ``setpriv`` can drop to the unprivileged uid 65534 here (root in a container usually can)."""
+    """Whether ``setpriv`` can drop to the unprivileged uid 65534 here (root in a container usually can) and that
+    user can still run this Python with the plugin (not so for a virtual environment in a 0700 folder)."""
     if shutil.which("setpriv") is None:
         return False
-    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "true"],
-                           capture_output=True)
+    # the command the test runs, from a neutral folder (a package in the working directory would be importable)
+    probe = subprocess.run(as_nobody([console_script("nnunet-lossplug"), "--help"]), capture_output=True, cwd="/")
     return probe.returncode == 0
 
 

@@ -190,7 +190,8 @@ def test_a_killed_worker_ends_the_build_with_a_named_error_and_the_next_run_comp
 # ---------------------------------------------------------------------------------------------- read-only data
 def test_read_only_incomplete_cache_names_the_missing_cases_and_who_can_fix_it(preprocessed_dataset):
     if os.geteuid() == 0 and not can_run_as_nobody():
-        pytest.skip("running as root, which ignores permission bits, and setpriv cannot drop to an unprivileged user")
+        pytest.skip("running as root, which ignores permission bits, and an unprivileged user (setpriv to uid 65534) "
+                    "cannot run this Python installation")
     copy = copy_dataset(preprocessed_dataset.preprocessed_folder, 995, "ReadOnly")
     try:
         env = copy.environ()
