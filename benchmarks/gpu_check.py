@@ -65,16 +65,18 @@ Its image has torch, numpy, scipy and scikit-image, not nnU-Net's other requirem
 every ``DIR/*.whl`` with ``pip install --no-index --no-deps --target build/gpu_site`` (wheels installed there by
 an earlier call are skipped; ``build/`` is ignored by git and kept between calls while the machine stays warm) and
 puts ``build/gpu_site`` and this checkout on the path (the plugin's trainer folder is registered by the script, no
-pip install of the plugin needed). What must be importable besides torch, numpy, scipy and scikit-image:
-``REQUIRED_MODULES`` below (the script names every missing one in one line before doing anything else).
+pip install of the plugin needed). What else must be importable is not listed by hand: before doing anything else
+the script imports nnU-Net's planning entry point and looks up every trainer it measures, as ``nnUNetv2_train``
+does, in a fresh interpreter, and names every module those imports need and cannot find, in one line
+(``missing_modules``; ``--install-only`` prints the same list after installing).
 nnU-Net's trainer module imports SimpleITK (through nnU-Net's evaluation code), so SimpleITK is needed even with a
 carried preprocessed folder, and the preprocessed datasets (about 58 + 27 MiB) do not fit in one call with the
 wheels anyway: the device generates and preprocesses them itself. Steps:
 
 1. Here, wheels for the device's Python (cp312, manylinux x86_64): ``pip download --only-binary=:all: --no-deps
    --python-version 3.12 --platform manylinux2014_x86_64 -d .whl/sitk SimpleITK``; the same into ``.whl/rest``
-   for the compiled ones the image lacks (blosc2, edt, connected-components-3d, numexpr, msgpack, ...) and
-   ``pip wheel --no-deps -w .whl/rest nnunetv2==2.8.1 batchgeneratorsv2 batchgenerators acvl-utils
+   for the compiled ones the image lacks (blosc2, edt, connected-components-3d, msgpack, ...: step 3 lists them)
+   and ``pip wheel --no-deps -w .whl/rest nnunetv2==2.8.1 batchgeneratorsv2 batchgenerators acvl-utils
    dynamic-network-architectures ...`` for the pure-Python ones (acvl-utils has no wheel on the registry).
    ``.whl/`` is ignored by git.
 2. Here: ``python benchmarks/gpu_check.py --workdir /tmp/gc --quick`` passes.
@@ -99,6 +101,7 @@ import subprocess
 import sys
 import time
 import traceback
+import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,16 +121,12 @@ TRAINERS: dict[str, tuple[str, ...]] = {
     "nnUNetTrainerDiceSimple": ("2d",),
 }
 PRIORITY = (BASELINE, "nnUNetTrainerRRW")  # run first in every configuration: the 1.03x verdict needs them
-# import name -> distribution: what importing nnU-Net's trainer, our trainers and running preprocessing needs
-# beyond torch, numpy, scipy and scikit-image (from the packages' requirements and an import trace)
-REQUIRED_MODULES = {
-    "nnunetv2": "nnunetv2", "batchgenerators": "batchgenerators", "batchgeneratorsv2": "batchgeneratorsv2",
-    "acvl_utils": "acvl-utils", "dynamic_network_architectures": "dynamic-network-architectures",
-    "blosc2": "blosc2", "ndindex": "ndindex", "msgpack": "msgpack", "numexpr": "numexpr", "httpx": "httpx",
-    "rich": "rich", "edt": "edt", "cc3d": "connected-components-3d", "SimpleITK": "SimpleITK",
-    "nibabel": "nibabel", "pandas": "pandas", "matplotlib": "matplotlib", "seaborn": "seaborn",
-    "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl", "tqdm": "tqdm", "tifffile": "tifffile",
-}
+# what the check imports, as nnUNetv2_plan_and_preprocess and nnUNetv2_train would: the modules they need beyond
+# these are derived by importing them (`missing_modules`), not listed by hand
+PROBE_MODULES = ("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints",
+                 "nnunetv2.utilities.default_n_proc_DA", "nnunet_lossplug.demo.synthetic", "nnunet_lossplug.discovery")
+PROBE_TRAINERS = tuple(name for name in TRAINERS if name != REFERENCE)  # REFERENCE subclasses RRW
+MAX_PROBES = 40
 
 
 class CheckError(Exception):
@@ -218,15 +217,96 @@ def put_on_path(*folders: Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(f) for f in folders] + existing)
 
 
-def missing_distributions() -> list[str]:
-    return sorted({dist for module, dist in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None})
+class _MissingModuleStub(type):
+    """Stands in for a module found missing, so that one import probe can go on and find the next missing one."""
+
+    def __getattr__(cls, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _MissingModuleStub(name, (), {})
+
+    def __call__(cls, *args, **kwargs):
+        return _MissingModuleStub(cls.__name__, (), {})
+
+
+class _StubFinder:
+    """A meta path finder that answers for the named top-level modules (and their submodules) with stubs."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname.split(".")[0] not in self.names:
+            return None
+        return importlib.util.spec_from_loader(fullname, self, is_package=True)
+
+    def create_module(self, spec):
+        module = types.ModuleType(spec.name)
+        module.__path__ = []
+        module.__getattr__ = lambda name: _MissingModuleStub(name, (), {})
+        return module
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+def probe_imports(stubbed: Sequence[str], modules: Sequence[str], trainers: Sequence[str]) -> None:
+    """Import ``modules`` and look up ``trainers`` as nnUNetv2_train does, with ``stubbed`` standing in; print one
+    JSON line: ``{"missing": name}`` for the first module that is not there, ``{"ok": true}`` or ``{"error": ...}``."""
+    sys.meta_path.append(_StubFinder(set(stubbed)))
+    try:
+        for module in modules:
+            importlib.import_module(module)
+        if trainers:
+            from nnunet_lossplug.discovery import ENV_VAR, ext_trainer_value
+
+            os.environ[ENV_VAR] = ext_trainer_value(os.environ.get(ENV_VAR))
+            from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+            with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints its search
+                for trainer in trainers:
+                    recursive_find_trainer_class_by_name(trainer)
+    except ModuleNotFoundError as error:
+        print(json.dumps({"missing": (error.name or "?").split(".")[0]}))
+        return
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which names it
+        print(json.dumps({"error": f"{type(error).__name__}: {error}".splitlines()[0]}))
+        return
+    print(json.dumps({"ok": True}))
+
+
+def missing_modules(modules: Sequence[str] = PROBE_MODULES, trainers: Sequence[str] = PROBE_TRAINERS) -> list[str]:
+    """The top-level modules that importing ``modules`` and finding ``trainers`` needs and this interpreter lacks.
+
+    Derived, not listed: each probe imports everything in a fresh interpreter (with this process's ``sys.path``);
+    a module found missing is replaced by a stub in the next probe, until the imports go through. A module that
+    is imported only inside ``try: ... except ImportError`` never fails an import, so it is not reported."""
+    stubbed: list[str] = []
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import gpu_check; "
+            f"gpu_check.probe_imports(*json.loads(sys.argv[1]))")
+    for _ in range(MAX_PROBES):
+        result = subprocess.run([sys.executable, "-c", code, json.dumps([stubbed, list(modules), list(trainers)])],
+                                capture_output=True, text=True, env=env)
+        answer = json.loads((result.stdout.strip().splitlines() or ["{}"])[-1] or "{}")
+        if "missing" in answer and answer["missing"] not in stubbed:
+            stubbed.append(answer["missing"])
+            continue
+        if "error" in answer and not stubbed:
+            raise CheckError(f"importing nnU-Net and the plugin failed: {answer['error']}")
+        if not answer:
+            raise CheckError(f"the import probe exited {result.returncode}: "
+                             f"{(result.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+        return sorted(stubbed)
+    return sorted(stubbed)
 
 
 def check_modules() -> None:
-    missing = missing_distributions()
+    missing = missing_modules()
     if missing:
-        raise CheckError(f"missing Python packages: {' '.join(missing)}; install them (or pass --wheels DIR with "
-                         f"their cp312 wheels, see the docstring of benchmarks/gpu_check.py)")
+        raise CheckError(f"missing Python modules: {' '.join(missing)} (imported by nnU-Net or the plugin); install "
+                         f"them (or pass --wheels DIR with their cp312 wheels, see the docstring of "
+                         f"benchmarks/gpu_check.py)")
 
 
 def set_nnunet_folders(workdir: Path, preprocessed: Path | None) -> Path:
@@ -538,9 +618,9 @@ def run(args: argparse.Namespace) -> int:
         install_wheels(args.wheels.resolve(), site)
         put_on_path(site, REPO)
         if args.install_only:
-            missing = missing_distributions()
+            missing = missing_modules()
             log(f"installed into {site}; " + (f"still missing: {' '.join(missing)}" if missing else
-                                               "every module in REQUIRED_MODULES is importable"))
+                                               "every module nnU-Net and the plugin import is importable"))
             return 0
     elif importlib.util.find_spec("nnunet_lossplug") is None:
         put_on_path(REPO)
