@@ -59,3 +59,12 @@ def test_table5_recipe_is_the_single_command() -> None:
     order = [manual.index(step) for step in ("convert_acdc.py", "nnUNetv2_extract_fingerprint",
                                              "nnUNetv2_plan_experiment", "nnUNetv2_preprocess", "precompute")]
     assert order == sorted(order)
+
+
+def test_the_manual_recipe_copies_the_fingerprint_before_training() -> None:
+    """nnUNetv2_train copies dataset_fingerprint.json from the preprocessed folder at start and crashes without it;
+    the by-hand recipe plans on another dataset id, so it must copy the planning dataset's fingerprint over."""
+    manual = README[README.index("Single steps, by hand"):README.index("## Table 5 in one command")]
+    copy = manual.index("Dataset927_ACDCPlanning/dataset_fingerprint.json")
+    assert manual.rindex("cp ", 0, copy) > manual.index("nnUNetv2_move_plans_between_datasets")
+    assert copy < manual.index("nnUNetv2_train")
