@@ -6,11 +6,15 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # the experiments folder is not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
 from experiments import nnunet_convergence  # noqa: E402
+
+pytestmark = pytest.mark.integration  # trains every variant through nnU-Net's CLI (minutes)
 
 
 def test_quick_run_trains_every_variant_with_nnunet_and_reports_its_validation_dice(tmp_path, capsys):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # runs nnU-Net's planning and training through the script (minutes)
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 # the list: four trainers in both configurations, SA Dice and one class-weighted Dice trainer in 2d only
 BOTH = ("nnUNetTrainer", "nnUNetTrainerRRW", "nnUNetTrainerRRWOnline", "RRW reference placement")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # builds and installs a wheel, runs nnU-Net's trainer lookup
+
 REPO = Path(__file__).resolve().parents[1]
 
 
