@@ -31,7 +31,8 @@ from typing import Any
 
 from torch import nn
 
-from nnunet_lossplug.discovery import ENV_VAR, class_definitions, trainer_search_folders
+from nnunet_lossplug.catalogue import class_definitions, trainer_search_folders
+from nnunet_lossplug.discovery import ENV_VAR
 
 __all__ = [
     "OPTIMIZER_DEFAULT_LR",

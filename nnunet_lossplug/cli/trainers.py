@@ -20,8 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.catalogue import list_trainers, list_user_trainers
-    from nnunet_lossplug.discovery import duplicate_trainer_names
+    from nnunet_lossplug.catalogue import duplicate_trainer_names, list_trainers, list_user_trainers
 
     own = list_trainers()
     users, failures = list_user_trainers()
