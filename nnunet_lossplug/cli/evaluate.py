@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(per case and class) and RESULT_summary.csv, and prints the per-class mean ± std table. "
             "Refused, naming the case and file (nothing is rounded, realigned or dropped): a file holding a "
             "non-integer value (probabilities, rescaled labels; a float file of whole numbers is fine); a "
-            "prediction whose shape, spacing (0.1 %%), origin (1 %% of the smallest voxel size) or direction "
+            "prediction whose shape, spacing (0.1 %), origin (1 % of the smallest voxel size) or direction "
             "(0.001 per cosine) differs from its ground truth's; with --dataset-json, a label it does not declare."
         ),
     )
