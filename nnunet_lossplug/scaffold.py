@@ -8,8 +8,9 @@ it as ``FOLDER/NAME.py``. nnU-Net finds the class once FOLDER is listed in ``nnU
 What would otherwise fail when training starts is checked here, with a message that names the fix: the loss
 class and its keyword arguments (the loss is built once), the RW map the loss needs (its ``inputs``), the
 deep-supervision weights (a :class:`~nnunet_lossplug.losses.DeepSupervisionLoss` is built once; it refuses
-trainable weights for a loss that can be negative), the optimiser, and a NAME that nnU-Net would resolve to
-another trainer (it searches its own trainers first) or whose file would shadow an installed module.
+trainable weights for a loss that can be negative), the optimiser, and a NAME that is already a class in a
+folder nnU-Net searches (its own, every ``nnUNet_extTrainer`` folder, the plugin's, the output folder: nnU-Net
+would use one of the two and never the other) or whose file would shadow an installed module.
 This module imports torch but not nnunetv2.
 """
 
@@ -30,7 +31,8 @@ from typing import Any
 
 from torch import nn
 
-from nnunet_lossplug.discovery import ENV_VAR, trainers_folder
+from nnunet_lossplug.catalogue import class_definitions, trainer_search_folders
+from nnunet_lossplug.discovery import ENV_VAR
 
 __all__ = [
     "OPTIMIZER_DEFAULT_LR",
@@ -182,27 +184,27 @@ def resolve_loss(spec: str) -> tuple[str, str, type]:
     return module_name, class_name, cls
 
 
-def trainer_name_conflicts(name: str) -> list[Path]:
-    """Files of nnU-Net's and the plugin's trainer folders defining a class ``name`` (found before yours)."""
-    folders = [trainers_folder()]
-    spec = importlib.util.find_spec("nnunetv2")
-    if spec is not None and spec.submodule_search_locations:
-        folders.insert(0, Path(list(spec.submodule_search_locations)[0]) / "training" / "nnUNetTrainer")
-    pattern = re.compile(rf"^class\s+{re.escape(name)}\s*[(:]", re.MULTILINE)
-    return [path for folder in folders for path in sorted(folder.rglob("*.py"))
-            if pattern.search(path.read_text(encoding="utf-8", errors="replace"))]
+def trainer_name_conflicts(name: str, folder: Path | None = None) -> list[Path]:
+    """Files that define a top-level class ``name`` in nnU-Net's, every ``nnUNet_extTrainer`` and the plugin's
+    trainer folders, and in ``folder`` (where the new file goes; its own ``NAME.py`` is left to the overwrite
+    check), in nnU-Net's search order. nnU-Net resolves ``-tr`` to the first class of that name it finds, so
+    any hit means one of the two classes would silently never be used."""
+    extra = [] if folder is None else [folder]
+    own_file = None if folder is None else (Path(folder) / f"{name}.py").resolve()
+    found = class_definitions(trainer_search_folders(extra)).get(name, [])
+    return list(dict.fromkeys(d.path for d in found if d.path.resolve() != own_file))
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, folder: Path | None = None) -> None:
     if not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
         raise ScaffoldError(f"NAME must be a Python class name such as nnUNetTrainerMyLoss; got {name!r}.")
     if name in _FILE_NAMES:
         raise ScaffoldError(f"NAME {name!r} is imported by the trainer file; choose e.g. nnUNetTrainer{name}")
-    conflicts = trainer_name_conflicts(name)
+    conflicts = trainer_name_conflicts(name, folder)
     if conflicts:
         raise ScaffoldError(
-            f"NAME {name!r} is already a trainer in {conflicts[0]}; nnU-Net would find that one instead of "
-            f"yours. Choose another name."
+            f"NAME {name!r} is already a trainer in {conflicts[0]}; nnU-Net resolves -tr by class name and "
+            f"uses the first it finds, so one of the two would silently never be used. Choose another name."
         )
     if importlib.util.find_spec(name) is not None:
         raise ScaffoldError(
@@ -257,11 +259,12 @@ def _check_maps(maps: str | None, class_name: str, inputs: tuple[str, ...]) -> N
         )
 
 
-def check_request(request: TrainerRequest) -> ResolvedLoss:
+def check_request(request: TrainerRequest, folder: Path | None = None) -> ResolvedLoss:
     """Check what the trainer would otherwise only discover when training starts; return the loss.
 
-    Raises :class:`ScaffoldError` for: a NAME that is not a class name, is taken by nnU-Net's or the
-    plugin's trainers, or would shadow an installed module; a loss that cannot be imported or built with
+    Raises :class:`ScaffoldError` for: a NAME that is not a class name, is already a class in nnU-Net's, the
+    plugin's, an ``nnUNet_extTrainer`` folder's or ``folder``'s trainer files, or would shadow an installed
+    module; a loss that cannot be imported or built with
     ``loss_kwargs`` (the loss is instantiated once); a loss that takes an RW map without ``maps``, or
     ``maps`` for a loss that ignores them; an unknown map kind; invalid deep-supervision weights (also
     ``"trainable"`` with a loss that declares ``nonnegative = False``); an unknown optimiser; a learning
@@ -269,7 +272,7 @@ def check_request(request: TrainerRequest) -> ResolvedLoss:
     """
     from nnunet_lossplug.losses import DeepSupervisionLoss
 
-    _check_name(request.name)
+    _check_name(request.name, folder)
     module, class_name, cls = resolve_loss(request.loss)
     loss, inputs = _check_loss(cls, class_name, request.loss_kwargs)
     _check_maps(request.maps, class_name, inputs)
@@ -350,7 +353,7 @@ def render_trainer(request: TrainerRequest, folder: Path | None = None) -> str:
     ``optimizer_spec``, ``grad_clip``, ``epochs``, ``iterations_per_epoch``, ``val_iterations_per_epoch`` where
     the request sets them.
     """
-    resolved = check_request(request)
+    resolved = check_request(request, folder)
     loss_alias = resolved.name if resolved.name not in _FILE_NAMES | {request.name} else "UserLoss"
     choice = request.optimizer_choice()
     glue = ["LossPlugTrainer", "LossSpec"] + ([choice[0]] if choice is not None else [])

@@ -40,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "from each ground-truth image's spacing (files read with nnU-Net's readers). A structure "
             "absent from both scores Dice 1, HD 0; one absent from only one scores Dice 0 and, by "
             "default, the image diagonal in mm as HD (see --empty-hd). Writes RESULT.json, RESULT.csv "
-            "(per case and class) and RESULT_summary.csv, and prints the per-class mean ± std table."
+            "(per case and class) and RESULT_summary.csv, and prints the per-class mean ± std table. "
+            "Refused, naming the case and file (nothing is rounded, realigned or dropped): a file holding a "
+            "non-integer value (probabilities, rescaled labels; a float file of whole numbers is fine); a "
+            "prediction whose shape, spacing (0.1 %), origin (1 % of the smallest voxel size) or direction "
+            "(0.001 per cosine) differs from its ground truth's; with --dataset-json, a label it does not declare."
         ),
     )
     parser.add_argument("gt_folder", metavar="GT_FOLDER", help="folder of ground-truth label maps")
@@ -54,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="worker processes (default: 2)")
     parser.add_argument("--dataset-json", default=None,
                         help="nnU-Net dataset.json: class names, labels, file ending and reader; a region-based "
-                             "dataset is scored per region (numbered 1..R), its ignore label left out")
+                             "dataset is scored per region (numbered 1..R), its ignore label left out; a ground "
+                             "truth or prediction holding a label it does not declare is refused (that label "
+                             "would count as background for every class)")
     parser.add_argument("--file-ending", default=None,
                         help="file ending such as .nii.gz (default: from --dataset-json or the GT folder)")
     parser.add_argument("--empty-hd", choices=("diagonal", "nan"), default="diagonal",

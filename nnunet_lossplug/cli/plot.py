@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files to plot side by side")
     parser.add_argument("-o", "--output", required=True, metavar="plot.png",
-                        help="image to write (.png, .pdf, .svg)")
+                        help="image file to write (.png, .pdf, .svg; .png is appended to a name without "
+                             "suffix); an existing directory is refused")
     parser.add_argument("--names", nargs="+", default=None, help="one display name per result file")
     parser.add_argument("--dataset-json", default=None, help="nnU-Net dataset.json for class names")
     parser.add_argument("--metrics", default="dice,hd",

@@ -9,13 +9,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "trainers",
         help="list the plugin's trainers and yours (LossPlugTrainer subclasses in nnUNet_extTrainer folders)",
+        description=(
+            "List the plugin's trainers and yours. A trainer name defined in more than one file of the folders "
+            "nnU-Net searches (its own, every nnUNet_extTrainer folder, the plugin's) is flagged: nnU-Net's "
+            "-tr NAME uses the first it finds and never the others."
+        ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="also show loss, maps and optimiser settings")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.catalogue import list_trainers, list_user_trainers
+    from nnunet_lossplug.catalogue import duplicate_trainer_names, list_trainers, list_user_trainers
 
     own = list_trainers()
     users, failures = list_user_trainers()
@@ -31,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'':<{width}}    {entry.settings}")
     for failure in failures:
         print(f"\nnot imported (a file of nnUNet_extTrainer): {failure}")
+    for name, definitions in duplicate_trainer_names().items():
+        others = ", ".join(str(d) for d in definitions[1:])
+        print(f"\nwarning: trainer name {name} is defined {len(definitions)} times; nnUNetv2_train -tr {name} uses "
+              f"{definitions[0]} and never {others}. Rename all but one.")
     mine = f" (and {len(users)} of yours)" if users else ""
     print(f"\n{len(own)} trainers{mine}. Train with: nnUNetv2_train DATASET CONFIGURATION FOLD -tr NAME")
     return 0

@@ -1,10 +1,12 @@
 """Evaluate a folder of predictions against a folder of ground truths: Dice, HD and HD95 in mm per class.
 
 Every case is read with nnU-Net's reader (see :mod:`nnunet_lossplug.evaluation.segmentation_io`); the
-spacing comes from the ground-truth file's header, in the array's axis order, and the prediction must have
-the same shape and (to 0.1 %) the same spacing. Metrics and the empty-structure convention are those of
-:mod:`nnunet_lossplug.evaluation.case_metrics`. Cases run in a process pool (``num_processes``, default 2)
-with a tqdm progress bar.
+spacing comes from the ground-truth file's header, in the array's axis order. Every file must hold integer
+labels, and the prediction must lie in the ground truth's geometry (shape, spacing, origin, direction; see
+:mod:`~nnunet_lossplug.evaluation.segmentation_io` for the tolerances); with a dataset.json every label
+present must be declared there. A file that fails is refused, never rounded, realigned or partly ignored.
+Metrics and the empty-structure convention are those of :mod:`nnunet_lossplug.evaluation.case_metrics`. Cases
+run in a process pool (``num_processes``, default 2) with a tqdm progress bar.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from nnunet_lossplug.evaluation.case_metrics import (
@@ -26,6 +27,8 @@ from nnunet_lossplug.evaluation.case_metrics import (
 from nnunet_lossplug.evaluation.label_setup import evaluation_labels
 from nnunet_lossplug.evaluation.result_io import load_label_names
 from nnunet_lossplug.evaluation.segmentation_io import (
+    check_declared_labels,
+    check_same_geometry,
     infer_file_ending,
     pair_case_files,
     read_segmentation,
@@ -49,22 +52,16 @@ CONVENTIONS = {
 
 def _evaluate_one_case(task: tuple) -> tuple[str, dict, dict]:
     """Worker: read one GT/prediction pair and compute its per-class metrics."""
-    case_id, gt_path, pred_path, reader_class, labels, empty_hd, setup = task
-    gt, gt_spacing = read_segmentation(gt_path, reader_class)
-    pred, pred_spacing = read_segmentation(pred_path, reader_class)
-    if pred.shape != gt.shape:
-        raise ValueError(
-            f"case {case_id}: prediction {pred_path} has shape {pred.shape} but ground truth {gt_path} "
-            f"has {gt.shape}; export predictions in the original image geometry (nnUNetv2_predict does)."
-        )
-    if not np.allclose(pred_spacing, gt_spacing, rtol=1e-3, atol=1e-6):
-        raise ValueError(
-            f"case {case_id}: prediction spacing {pred_spacing} differs from ground-truth spacing "
-            f"{gt_spacing}; the prediction must be written in the ground truth's geometry."
-        )
-    metrics = case_metrics(pred, gt, gt_spacing, labels=labels, empty_hd=empty_hd, regions=setup.regions,
-                           ignore_label=setup.ignore_label)
-    info = {"shape": list(gt.shape), "spacing": list(gt_spacing)}
+    case_id, gt_path, pred_path, reader_class, labels, empty_hd, setup, dataset_json = task
+    gt = read_segmentation(gt_path, reader_class, role="ground truth")
+    pred = read_segmentation(pred_path, reader_class, role="prediction")
+    check_same_geometry(case_id, gt, gt_path, pred, pred_path)
+    if setup.declared is not None:
+        check_declared_labels(case_id, gt.labels, gt_path, "ground truth", setup.declared, dataset_json)
+        check_declared_labels(case_id, pred.labels, pred_path, "prediction", setup.declared, dataset_json)
+    metrics = case_metrics(pred.labels, gt.labels, gt.spacing, labels=labels, empty_hd=empty_hd,
+                           regions=setup.regions, ignore_label=setup.ignore_label)
+    info = {"shape": list(gt.labels.shape), "spacing": list(gt.spacing)}
     return case_id, metrics, info
 
 
@@ -104,7 +101,8 @@ def evaluate_folders(
         dataset_json: optional nnU-Net dataset.json for labels, names, file ending and reader class. For a
             region-based dataset every region is scored (numbered 1..R in dataset.json order, named after
             its entry; the result's ``"regions"`` maps numbers to labels); voxels of its ``"ignore"`` label
-            are left out of every metric (SPEC §4).
+            are left out of every metric (SPEC §4). A ground truth or prediction holding a label that
+            dataset.json does not declare is refused (it would count as background for every class).
         empty_hd: distance for a missed or spurious structure, ``"diagonal"`` (default) or ``"nan"``;
             see :mod:`nnunet_lossplug.evaluation.case_metrics`.
         progress: show a tqdm progress bar.
@@ -134,7 +132,8 @@ def evaluate_folders(
     if fixed_labels is not None and any(v <= 0 for v in fixed_labels):
         raise ValueError(f"labels must be positive class labels (0 is background), got {fixed_labels}.")
 
-    tasks = [(case, gt, pred, reader_class, fixed_labels, empty_hd, setup) for case, (gt, pred) in pairs.items()]
+    tasks = [(case, gt, pred, reader_class, fixed_labels, empty_hd, setup, dataset_json)
+             for case, (gt, pred) in pairs.items()]
     results = _run_tasks(tasks, num_processes, progress)
 
     cases = {case: results[case][0] for case in pairs}

@@ -7,6 +7,10 @@ metric (prediction and ground truth both restricted to the annotated voxels).
 
 Regions are numbered ``1..R`` in dataset.json order (nnU-Net's order), the numbers standing where class labels
 stand for ordinary datasets; :attr:`EvaluationLabels.regions` maps each number to its labels.
+
+:attr:`EvaluationLabels.declared` lists every label value dataset.json names (background, classes, the labels of
+every region, the ignore label); a ground truth or prediction holding any other value is refused, since its
+voxels would silently count as background for every class.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class EvaluationLabels:
-    """``regions``: ``{number: labels}`` for a region-based dataset (else None); ``ignore_label`` or None."""
+    """``regions``: ``{number: labels}`` for a region-based dataset (else None); ``ignore_label`` or None;
+    ``declared``: every label value of dataset.json (None without one)."""
 
     regions: dict[int, tuple[int, ...]] | None = None
     ignore_label: int | None = None
     names: dict[str, str] = field(default_factory=dict)
+    declared: frozenset[int] | None = None
 
     @property
     def region_numbers(self) -> list[int] | None:
@@ -43,9 +49,11 @@ def evaluation_labels(dataset_json: str | Path | None) -> EvaluationLabels:
     ignore = labels.get("ignore")
     ignore_label = int(ignore) if ignore is not None else None
     entries = {name: _as_labels(value) for name, value in labels.items() if name != "ignore"}
+    declared = frozenset({0, *(v for value in entries.values() for v in value),
+                          *(() if ignore_label is None else (ignore_label,))})
     if not any(len(value) > 1 for value in entries.values()):
-        return EvaluationLabels(None, ignore_label)
+        return EvaluationLabels(None, ignore_label, declared=declared)
     foreground = [(name, value) for name, value in entries.items() if any(v != 0 for v in value)]
     regions = {number: value for number, (_, value) in enumerate(foreground, start=1)}
     names = {str(number): f"{name} {list(value)}" for number, (name, value) in enumerate(foreground, start=1)}
-    return EvaluationLabels(regions, ignore_label, names)
+    return EvaluationLabels(regions, ignore_label, names, declared)

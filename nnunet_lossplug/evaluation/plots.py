@@ -35,7 +35,8 @@ def plot_results(
 
     Args:
         results: loaded result dictionaries (``result_io.load_result``), one per method.
-        out_path: image file to write (format from the suffix, e.g. ``.png``, ``.pdf``).
+        out_path: image file to write (format from the suffix, e.g. ``.png``, ``.pdf``); without a suffix
+            ``.png`` is appended. An existing directory is refused.
         names: one display name per result; default ``"result 1"``, ``"result 2"``, ...
         label_names: ``{label: name}`` for panel titles; default the names stored in the first result.
         metrics: metrics to plot (rows), among ``dice``, ``hd``, ``hd95``; default Dice and HD.
@@ -43,8 +44,12 @@ def plot_results(
         dpi: resolution of raster output.
 
     Returns:
-        ``out_path`` as a :class:`~pathlib.Path`.
+        The path written (``out_path``, with ``.png`` appended when it had no suffix).
+
+    Raises:
+        ValueError: ``out_path`` is an existing directory, or the arguments do not fit the results.
     """
+    out_path = image_path(out_path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,11 +117,23 @@ def plot_results(
     ]
     fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=dpi)
     plt.close(fig)
     return out_path
+
+
+def image_path(out_path: str | Path) -> Path:
+    """The file :func:`plot_results` writes for ``out_path``: itself, or with ``.png`` when it has no suffix.
+
+    Raises:
+        ValueError: ``out_path`` is an existing directory (matplotlib would write ``DIR.png`` beside it).
+    """
+    path = Path(out_path)
+    if path.is_dir():
+        raise ValueError(f"-o {path} is a directory; give an image file such as {path / 'plot.png'} "
+                         "(.png, .pdf or .svg).")
+    return path if path.suffix else path.with_name(path.name.rstrip(".") + ".png")
 
 
 def _values(result: Mapping, label: str, metric: str) -> np.ndarray:

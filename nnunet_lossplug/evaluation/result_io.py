@@ -104,24 +104,40 @@ def load_result(path: str | Path) -> dict:
     """Read a RESULT.json written by ``nnunet-lossplug evaluate``; ``null`` metric values become NaN.
 
     Raises:
-        ValueError: if the file lacks ``cases`` or a case/class entry lacks ``dice``, ``hd`` or ``hd95``.
+        ValueError: naming ``path``, if it cannot be read, is not JSON, or is not shaped like a result: a
+            ``cases`` mapping of case -> class -> ``{"dice", "hd", "hd95"}`` numbers (or null).
     """
     path = Path(path)
-    data = json.loads(path.read_text())
+    not_a_result = f"{path} is not a results JSON written by `nnunet-lossplug evaluate`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file; give a RESULT.json written by `nnunet-lossplug evaluate`.") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{not_a_result}: not UTF-8 text.") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{not_a_result}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}).") \
+            from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), dict):
-        raise ValueError(
-            f"{path} is not an evaluation result: expected a JSON object with a 'cases' mapping "
-            "(written by `nnunet-lossplug evaluate`)."
-        )
+        raise ValueError(f"{not_a_result}: expected a JSON object with a 'cases' mapping.")
     for case, per_class in data["cases"].items():
+        if not isinstance(per_class, dict):
+            raise ValueError(f"{not_a_result}: case {case!r} holds {per_class!r}, expected a mapping "
+                             "of class -> metrics.")
         for label, entry in per_class.items():
-            missing = [m for m in METRICS if m not in entry]
+            missing = [m for m in METRICS if not isinstance(entry, dict) or m not in entry]
             if missing:
                 raise ValueError(
                     f"{path}: case {case!r}, class {label!r} lacks {missing}; expected keys {list(METRICS)}."
                 )
             for metric in METRICS:
-                entry[metric] = math.nan if entry[metric] is None else float(entry[metric])
+                value = entry[metric]
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                    raise ValueError(f"{not_a_result}: case {case!r}, class {label!r}: {metric} is {value!r}, "
+                                     "expected a number or null.")
+                entry[metric] = math.nan if value is None else float(value)
     if "summary" in data:
         data["summary"] = _nan_for_null(data["summary"])
     return data

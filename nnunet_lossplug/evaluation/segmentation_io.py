@@ -8,6 +8,16 @@ array's axis order** — for NIfTI via SimpleITK that is ``(z, y, x)``, the reve
 ``(x, y, z)`` — so spacing and array axes always match. For a 2D file nnU-Net prepends an axis of length 1
 with a placeholder spacing (999 × the largest in-plane spacing); that axis carries no distance and the
 surface-distance code drops it.
+
+Checks made on every case (a refusal names the case, the file and the fix; nothing is ever rounded,
+resampled or realigned here):
+
+- a label map holds integer labels: nnU-Net's readers return float32 whatever the file stores, so the check
+  is on the values, not the data type — a float file whose values are all integers is a valid label map,
+  one value such as 0.7 (a probability, a rescaled label) refuses the file;
+- a prediction lies in its ground truth's geometry: same shape, spacing within 0.1 % (relative), origin within
+  1 % of the smallest voxel size per axis, direction cosines within 0.001, for readers that report origin and
+  direction (SimpleITK: ``sitk_stuff``; nibabel: the affine); other formats (PNG, TIFF) carry no origin.
 """
 
 from __future__ import annotations
@@ -15,9 +25,29 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+SPACING_RTOL = 1e-3
+ORIGIN_TOLERANCE_VOXELS = 0.01
+DIRECTION_ATOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A label map as read by nnU-Net, with the geometry its reader reports.
+
+    ``labels``: integer array (``spatial`` shape); ``spacing``: mm per array axis, in array order;
+    ``origin`` (mm) and ``direction`` (cosines, flattened): in the file's own convention, ``None`` for
+    formats without them.
+    """
+
+    labels: np.ndarray
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...] | None = None
+    direction: tuple[float, ...] | None = None
 
 
 def _known_file_endings() -> list[str]:
@@ -107,23 +137,105 @@ def select_reader_class(file_ending: str, example_file: str | Path, dataset_json
     return determine_reader_writer_from_file_ending(file_ending, str(example_file), verbose=False)
 
 
-def read_segmentation(path: str | Path, reader_class) -> tuple[np.ndarray, tuple[float, ...]]:
+def _origin_and_direction(properties: dict) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    if "sitk_stuff" in properties:
+        stuff = properties["sitk_stuff"]
+        return tuple(float(v) for v in stuff["origin"]), tuple(float(v) for v in stuff["direction"])
+    if "nibabel_stuff" in properties:
+        affine = np.asarray(properties["nibabel_stuff"]["original_affine"], dtype=float)
+        axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0, keepdims=True)
+        return tuple(float(v) for v in affine[:3, 3]), tuple(float(v) for v in axes.ravel())
+    return None, None
+
+
+def read_segmentation(path: str | Path, reader_class, role: str = "segmentation") -> Segmentation:
     """Read a label map with an nnU-Net reader class.
 
+    Args:
+        path: the file.
+        reader_class: an nnU-Net reader/writer class (:func:`select_reader_class`).
+        role: what the file is (``"prediction"``, ``"ground truth"``), for error messages.
+
     Returns:
-        ``(labels, spacing)``: an integer array of shape ``spatial`` (nnU-Net's leading channel axis
-        removed) and the spacing per array axis in mm, in the same axis order.
+        A :class:`Segmentation`: integer labels of shape ``spatial`` (nnU-Net's leading channel axis removed),
+        the spacing per array axis in mm in the same axis order, origin and direction where the format has them.
+
+    Raises:
+        ValueError: the file has several channels, holds a non-integer or non-finite value, or its spacing
+            does not match its axes.
     """
     seg, properties = reader_class().read_seg(str(path))
     if seg.shape[0] != 1:
         raise ValueError(
             f"{path}: expected a single-channel segmentation, the reader returned shape {seg.shape}."
         )
-    labels = np.rint(seg[0]).astype(np.int32)
+    values = seg[0]
+    rounded = np.rint(values)
+    bad = ~np.isfinite(values) | (values != rounded)
+    if bad.any():
+        raise ValueError(
+            f"{role} {path}: {role}s must hold integer labels, but {int(bad.sum())} voxels hold non-integer "
+            f"values such as {float(values[bad][0]):g}. Write label maps (nnUNetv2_predict's output, or the "
+            "argmax of probabilities), not probabilities or rescaled labels."
+        )
+    labels = rounded.astype(np.int32)
     spacing = tuple(float(s) for s in properties["spacing"])
     if len(spacing) != labels.ndim:
         raise ValueError(
             f"{path}: the reader returned {len(spacing)} spacing values {spacing} for an array of "
             f"{labels.ndim} axes {labels.shape}."
         )
-    return labels, spacing
+    return Segmentation(labels, spacing, *_origin_and_direction(properties))
+
+
+def _rounded(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(round(v, 4) for v in values)
+
+
+def check_same_geometry(case_id: str, gt: Segmentation, gt_path: Path, pred: Segmentation, pred_path: Path) -> None:
+    """Refuse a prediction that is not in its ground truth's geometry (tolerances: module docstring).
+
+    A prediction with another shape, spacing, origin or direction would be compared voxel by voxel with
+    structures elsewhere in space; evaluating it in physical space would need a resampling the user did not
+    ask for, so it is refused with the values and the tolerance.
+    """
+    fix = "write the prediction in the ground truth's geometry (nnUNetv2_predict does); nothing is realigned here"
+    if pred.labels.shape != gt.labels.shape:
+        raise ValueError(
+            f"case {case_id}: prediction {pred_path} has shape {pred.labels.shape} but ground truth {gt_path} "
+            f"has {gt.labels.shape}; {fix}."
+        )
+    if not np.allclose(pred.spacing, gt.spacing, rtol=SPACING_RTOL, atol=1e-6):
+        raise ValueError(
+            f"case {case_id}: prediction spacing {pred.spacing} differs from ground-truth spacing {gt.spacing} "
+            f"(tolerance {SPACING_RTOL:.1%} relative); {fix}."
+        )
+    if gt.origin is None or pred.origin is None or len(gt.origin) != len(pred.origin):
+        return
+    tolerance = ORIGIN_TOLERANCE_VOXELS * min(gt.spacing)
+    if not np.allclose(pred.origin, gt.origin, rtol=0.0, atol=tolerance):
+        raise ValueError(
+            f"case {case_id}: prediction {pred_path} has origin {_rounded(pred.origin)} mm but ground truth "
+            f"{gt_path} has {_rounded(gt.origin)} mm (tolerance {tolerance:.4g} mm per axis, "
+            f"{ORIGIN_TOLERANCE_VOXELS:.0%} of the smallest voxel size); {fix}."
+        )
+    if gt.direction is not None and pred.direction is not None and (
+            len(gt.direction) != len(pred.direction)
+            or not np.allclose(pred.direction, gt.direction, rtol=0.0, atol=DIRECTION_ATOL)):
+        raise ValueError(
+            f"case {case_id}: prediction {pred_path} has direction {_rounded(pred.direction)} but ground truth "
+            f"{gt_path} has {_rounded(gt.direction)} (tolerance {DIRECTION_ATOL:g} per direction cosine); {fix}."
+        )
+
+
+def check_declared_labels(case_id: str, labels: np.ndarray, path: Path, role: str, declared: Sequence[int],
+                          dataset_json: str | Path) -> None:
+    """Refuse a label map holding a label that ``dataset_json`` does not declare (it would count as background)."""
+    undeclared = np.setdiff1d(np.unique(labels), np.asarray(sorted(declared)))
+    if undeclared.size:
+        counts = ", ".join(f"{int(v)} ({int((labels == v).sum())} voxels)" for v in undeclared[:5])
+        raise ValueError(
+            f"case {case_id}: {role} {path} holds label {counts} not declared in {dataset_json} (declared: "
+            f"{', '.join(str(v) for v in sorted(declared))}); it would count as background for every class. "
+            "Check that the files belong to this dataset, or evaluate without --dataset-json to score every label."
+        )
