@@ -54,7 +54,7 @@ from experiments.convergence_stability import empirical_cdf  # noqa: E402
 from nnunet_lossplug import discovery  # noqa: E402
 from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset  # noqa: E402
 from nnunet_lossplug.evaluation import paired_permutation_test  # noqa: E402
-from nnunet_lossplug.nnunet.collapse_guard import collapse_events  # noqa: E402
+from nnunet_lossplug.nnunet.trainer.collapse_guard import collapse_events  # noqa: E402
 
 NAME = "nnunet_convergence"
 DATASET_ID = 995
@@ -421,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         f"The gradual schedule is stretched "
         f"to reach the paper's epoch-{PAPER_EPOCHS} alpha at the last epoch. Dice: nnU-Net's final validation "
         f"(`fold_0/validation/summary.json`), per class, mean of RV, MYO, LV. 'guard fired': the collapse guard "
-        f"(`nnunet_lossplug.nnunet.collapse_guard`, warm-up {GUARD_WARMUP} and patience {GUARD_PATIENCE} epochs for "
+        f"(`nnunet_lossplug.nnunet.trainer.collapse_guard`, warm-up {GUARD_WARMUP} and patience {GUARD_PATIENCE} "
+        f"epochs for "
         f"these short runs) applied to the per-epoch pseudo-Dice nnU-Net logged.\n\n{table}\n\n{guard_line}\n\n"
         + "\n".join(f"- {line}" for line in test_lines)
         + "\n\n(`nnunet_lossplug.evaluation.paired_permutation_test`, paired by seed.)\n\n"

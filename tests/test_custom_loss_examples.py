@@ -264,7 +264,7 @@ def test_rectification_check_warns_with_measured_share_for_non_rectified_map(pre
 
     trainer = make_trainer(nnUNetTrainerChannelEmphasisCheck, preprocessed_dataset)
     with pytest.warns(UserWarning, match="RW map 'user_channel_emphasis' is not rectified") as record:
-        trainer._check_rectification()
+        trainer.maps.check_rectification()
     measured = float(re.search(r"up to ([0-9.]+)% of voxels", str(record[0].message)).group(1))
 
     tr_keys, _ = trainer.do_split()
@@ -282,7 +282,7 @@ def test_rectification_check_is_silent_for_rectified_custom_map(preprocessed_dat
     trainer = make_trainer(near_boundary.nnUNetTrainerNearBoundaryRW, preprocessed_dataset)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        trainer._check_rectification()
+        trainer.maps.check_rectification()
     log = Path(trainer.log_file).read_text()
     assert "Rectification check of 'near_boundary' maps: 0 unstable voxels." in log
 
@@ -367,7 +367,7 @@ def test_example_near_boundary_trains_caches_and_predicts(preprocessed_dataset, 
     codec = json.loads((caches[0] / "cache_key.json").read_text())["codec"]
     assert "fn=example_near_boundary.near_boundary_map" in codec and '"deepest":0.1' in codec
 
-    from nnunet_lossplug.nnunet.source import PreprocessedSource
+    from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(preprocessed_dataset.dataset_id, "2d")
     identifier = source.identifiers()[0]

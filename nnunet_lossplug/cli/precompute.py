@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.nnunet.precompute import precompute_caches
-    from nnunet_lossplug.nnunet.region_codecs import source_codec
-    from nnunet_lossplug.nnunet.source import PreprocessedSource
+    from nnunet_lossplug.nnunet.codecs.chooser import source_codec
+    from nnunet_lossplug.nnunet.map_cache.cache import precompute_caches
+    from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(args.dataset, args.configuration, args.plans)
     kinds = [k.strip() for k in args.maps.split(",") if k.strip() and k.strip() != "none"]

@@ -80,8 +80,8 @@ def render(dataset: str, configuration: str, plans: str = "nnUNetPlans", kind: s
            case: str | None = None, slices: int = 3):
     """``(figure, CaseMaps, fraction of unstable voxels)`` for one case; errors as in :func:`run`."""
     from nnunet_lossplug.maps import rectification_report
-    from nnunet_lossplug.nnunet.case_view import read_case_maps
-    from nnunet_lossplug.nnunet.source import PreprocessedSource
+    from nnunet_lossplug.nnunet.map_cache.case_view import read_case_maps
+    from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(dataset, configuration, plans)
     maps = read_case_maps(source, kind, case or source.identifiers()[0])
