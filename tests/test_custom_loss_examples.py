@@ -14,7 +14,6 @@ WMLA weights), and the file of docs/plug_in_your_own_loss.md copied verbatim.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import runpy
@@ -25,6 +24,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
+import example_modules
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -53,15 +53,8 @@ class {name}_Test({name}):
 
 
 def load_example(stem: str) -> ModuleType:
-    """Import an example file under its file stem, as nnU-Net does (a top-level module)."""
-    if stem in sys.modules:
-        return sys.modules[stem]
-    spec = importlib.util.spec_from_file_location(stem, EXAMPLES / f"{stem}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[stem] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import a custom-loss example under its file stem, as nnU-Net does (a top-level module)."""
+    return example_modules.load_example(stem, EXAMPLES)
 
 
 @pytest.fixture(scope="module")
