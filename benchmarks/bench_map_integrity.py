@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_lossplug.nnunet.atomic import write_npy_atomic
-from nnunet_lossplug.nnunet.map_codecs import codec_for
-from nnunet_lossplug.nnunet.map_integrity import file_digest
+from nnunet_lossplug.nnunet.codecs.softmax import codec_for
+from nnunet_lossplug.nnunet.map_cache.atomic import write_npy_atomic
+from nnunet_lossplug.nnunet.map_cache.integrity import file_digest
 
 DATASETS = {"demo": (10, (10, 64, 64)), "acdc": (100, (10, 256, 216)), "large3d": (1, (128, 256, 256))}
 

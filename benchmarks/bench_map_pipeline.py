@@ -219,7 +219,7 @@ def finish(*generators) -> None:
 def section_loss(configuration: str, trainers: dict, batches: dict, repeats: int) -> list[Row]:
     """Loss forward + backward in the training process on random logits of the network's output shapes."""
     from nnunet_lossplug.maps import get_map_kind
-    from nnunet_lossplug.nnunet.trainer_loss import TrainerLoss
+    from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss
 
     shapes = [t.shape for t in batches["nnunet"]["target"]]
     generator = torch.Generator().manual_seed(0)
@@ -326,7 +326,7 @@ def section_hook(configuration: str, preprocessed_base: Path) -> list[Row]:
     """Precompute hook throughput against the reference per-class scipy loop on the same cases."""
     from nnunet_lossplug.maps import rw_map
     from nnunet_lossplug.nnunet import CaseCache, PreprocessedSource
-    from nnunet_lossplug.nnunet.map_codecs import codec_for
+    from nnunet_lossplug.nnunet.codecs.softmax import codec_for
 
     source = PreprocessedSource.from_names(DATASET_ID, configuration)
     ids = source.identifiers()
@@ -383,7 +383,7 @@ def memory_probe(variant: str, num_classes: int) -> int:
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
     from nnunet_lossplug.losses import RegionWiseLoss
-    from nnunet_lossplug.nnunet.map_codecs import codec_for
+    from nnunet_lossplug.nnunet.codecs.softmax import codec_for
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch, *spatial = MEMORY_PATCH

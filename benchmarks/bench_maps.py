@@ -35,7 +35,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 from nnunet_lossplug.maps import rw_map
 from nnunet_lossplug.maps.distances import distance_to_other_label
 from nnunet_lossplug.maps.validation import validate_labels
-from nnunet_lossplug.nnunet.map_codecs import codec_for
+from nnunet_lossplug.nnunet.codecs.softmax import codec_for
 
 
 def acdc_like_volume(shape: tuple[int, int, int]) -> np.ndarray:

@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 from experiments.common.generators import Segmentation2d, cardiac_like_images  # noqa: E402
 from experiments.common.metrics import dice_per_group  # noqa: E402
+from experiments.common.plots import per_class_dots  # noqa: E402
 from experiments.common.reporting import experiment_parser, markdown_table, start_run  # noqa: E402
 from experiments.common.training import (  # noqa: E402
     TrainSettings,
@@ -138,23 +139,11 @@ def draw_figure(records: list[dict], path: Path, title_suffix: str, test_line: s
     ax.legend(loc="lower right", fontsize=9)
     ax.set_title("Validation Dice during training (thin: one seed each)", fontsize=10)
 
-    ax = axes[2]
-    rng = np.random.default_rng(0)
-    for offset, kind in ((-0.17, "boundary"), (0.17, "rrw")):
-        per_class = np.array([r["per_class"] for r in records if r["kind"] == kind])
-        for c in range(len(CLASS_NAMES)):
-            jitter = rng.uniform(-0.07, 0.07, len(per_class))
-            ax.scatter(c + offset + jitter, per_class[:, c], s=12, color=KIND_COLOURS[kind], alpha=0.7,
-                       label=KIND_LABELS[kind] if c == 0 else None)
-            ax.hlines(np.median(per_class[:, c]), c + offset - 0.12, c + offset + 0.12, color="black", lw=1.5)
-    ax.set_xticks(range(len(CLASS_NAMES)))
-    ax.set_xticklabels(CLASS_NAMES)
-    ax.set_xlabel("class")
-    ax.set_ylabel("validation Dice after training (one dot per seed)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9)
-    ax.set_title("Per-class final Dice (black bar: median)", fontsize=10)
+    groups = [(KIND_LABELS[kind], KIND_COLOURS[kind], np.array([r["per_class"] for r in records if r["kind"] == kind]))
+              for kind in ("boundary", "rrw")]
+    per_class_dots(axes[2], groups, CLASS_NAMES, (-0.17, 0.17), jitter=0.07, bar=0.12,
+                   ylabel="validation Dice after training (one dot per seed)")
+    axes[2].set_xlabel("class")
     fig.suptitle("RW loss alone, RW-Boundary vs RRW maps: convergence over seeds, 4-class synthetic 2D data"
                  + title_suffix, fontsize=11)
     fig.tight_layout()

@@ -49,12 +49,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.common.plots import per_class_dots  # noqa: E402
 from experiments.common.reporting import experiment_parser, markdown_table, start_run  # noqa: E402
 from experiments.convergence_stability import empirical_cdf  # noqa: E402
 from nnunet_lossplug import discovery  # noqa: E402
 from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset  # noqa: E402
 from nnunet_lossplug.evaluation import paired_permutation_test  # noqa: E402
-from nnunet_lossplug.nnunet.collapse_guard import collapse_events  # noqa: E402
+from nnunet_lossplug.nnunet.trainer.collapse_guard import collapse_events  # noqa: E402
 
 NAME = "nnunet_convergence"
 DATASET_ID = 995
@@ -324,23 +325,10 @@ def draw_figure(records: list[dict], path: Path, title_suffix: str, test_lines: 
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Pseudo-Dice nnU-Net logs per epoch (thin: one seed)", fontsize=10)
 
-    ax = axes[2]
-    rng = np.random.default_rng(0)
-    offsets = np.linspace(-0.25, 0.25, len(TRAINERS))
-    for offset, base in zip(offsets, TRAINERS):
-        per_class = np.array([r["per_class"] for r in records if r["trainer"] == base])
-        for c in range(len(CLASS_NAMES)):
-            jitter = rng.uniform(-0.05, 0.05, len(per_class))
-            ax.scatter(c + offset + jitter, per_class[:, c], s=12, color=COLOURS[base], alpha=0.7,
-                       label=LABELS[base] if c == 0 else None)
-            ax.hlines(np.median(per_class[:, c]), c + offset - 0.09, c + offset + 0.09, color="black", lw=1.5)
-    ax.set_xticks(range(len(CLASS_NAMES)))
-    ax.set_xticklabels(CLASS_NAMES)
-    ax.set_ylabel("final validation Dice (one dot per seed)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_title("Per-class final Dice (black bar: median)", fontsize=10)
+    groups = [(LABELS[base], COLOURS[base], np.array([r["per_class"] for r in records if r["trainer"] == base]))
+              for base in TRAINERS]
+    per_class_dots(axes[2], groups, CLASS_NAMES, np.linspace(-0.25, 0.25, len(TRAINERS)), jitter=0.05, bar=0.09,
+                   ylabel="final validation Dice (one dot per seed)", fontsize=8)
     fig.suptitle("RW loss alone inside nnU-Net (2d, synthetic ACDC-like data): convergence over seeds"
                  + title_suffix, fontsize=11)
     fig.tight_layout()
@@ -421,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         f"The gradual schedule is stretched "
         f"to reach the paper's epoch-{PAPER_EPOCHS} alpha at the last epoch. Dice: nnU-Net's final validation "
         f"(`fold_0/validation/summary.json`), per class, mean of RV, MYO, LV. 'guard fired': the collapse guard "
-        f"(`nnunet_lossplug.nnunet.collapse_guard`, warm-up {GUARD_WARMUP} and patience {GUARD_PATIENCE} epochs for "
+        f"(`nnunet_lossplug.nnunet.trainer.collapse_guard`, warm-up {GUARD_WARMUP} and patience {GUARD_PATIENCE} "
+        f"epochs for "
         f"these short runs) applied to the per-epoch pseudo-Dice nnU-Net logged.\n\n{table}\n\n{guard_line}\n\n"
         + "\n".join(f"- {line}" for line in test_lines)
         + "\n\n(`nnunet_lossplug.evaluation.paired_permutation_test`, paired by seed.)\n\n"

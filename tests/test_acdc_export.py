@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
-
-ACDC_DIR = Path(__file__).resolve().parents[1] / "examples" / "acdc"
-
-
-def load_example(name: str):
-    """Import a script of examples/acdc as a module (its folder is not a package)."""
-    if str(ACDC_DIR) not in sys.path:
-        sys.path.insert(0, str(ACDC_DIR))
-    return importlib.import_module(name)
-
+from example_modules import load_example
 
 convert = load_example("convert_acdc")
 export = load_example("export_submission")

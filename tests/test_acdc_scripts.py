@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -13,17 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from example_modules import ACDC_DIR, load_example
 
-ACDC_DIR = Path(__file__).resolve().parents[1] / "examples" / "acdc"
 SCRIPTS = sorted(ACDC_DIR.glob("*.sh"))
 EXPERIMENTS = ["table2.sh", "table5.sh", "fig5_stability.sh", "fig6_combinations.sh"]
-
-
-def load_example(name: str):
-    """Import a script of examples/acdc as a module (its folder is not a package)."""
-    if str(ACDC_DIR) not in sys.path:
-        sys.path.insert(0, str(ACDC_DIR))
-    return importlib.import_module(name)
 
 
 def test_every_experiment_has_a_script_with_strict_mode() -> None:

@@ -8,7 +8,6 @@ by stubs only in the full run, whose export, evaluation and report are real.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -20,18 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
+from example_modules import ACDC_DIR, load_example
 
-ACDC_DIR = Path(__file__).resolve().parents[1] / "examples" / "acdc"
 BIN = Path(sys.executable).parent
 TRAIN_IDS = (1, 2, 3, 4, 5, 6)
 TEST_IDS = (101, 102)
-
-
-def load_example(name: str):
-    """Import a script of examples/acdc as a module (its folder is not a package)."""
-    if str(ACDC_DIR) not in sys.path:
-        sys.path.insert(0, str(ACDC_DIR))
-    return importlib.import_module(name)
 
 
 plans_writer = load_example("table5_plans")

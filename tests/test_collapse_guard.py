@@ -15,7 +15,7 @@ import torch
 from conftest import run_cli
 
 from nnunet_lossplug import discovery
-from nnunet_lossplug.nnunet.collapse_guard import CollapseGuard, collapse_events
+from nnunet_lossplug.nnunet.trainer.collapse_guard import CollapseGuard, collapse_events
 
 
 def test_fires_once_after_patience_epochs_at_zero_and_names_the_class():

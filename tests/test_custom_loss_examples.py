@@ -14,7 +14,6 @@ WMLA weights), and the file of docs/plug_in_your_own_loss.md copied verbatim.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import runpy
@@ -25,6 +24,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
+import example_modules
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -53,15 +53,8 @@ class {name}_Test({name}):
 
 
 def load_example(stem: str) -> ModuleType:
-    """Import an example file under its file stem, as nnU-Net does (a top-level module)."""
-    if stem in sys.modules:
-        return sys.modules[stem]
-    spec = importlib.util.spec_from_file_location(stem, EXAMPLES / f"{stem}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[stem] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import a custom-loss example under its file stem, as nnU-Net does (a top-level module)."""
+    return example_modules.load_example(stem, EXAMPLES)
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +257,7 @@ def test_rectification_check_warns_with_measured_share_for_non_rectified_map(pre
 
     trainer = make_trainer(nnUNetTrainerChannelEmphasisCheck, preprocessed_dataset)
     with pytest.warns(UserWarning, match="RW map 'user_channel_emphasis' is not rectified") as record:
-        trainer._check_rectification()
+        trainer.maps.check_rectification()
     measured = float(re.search(r"up to ([0-9.]+)% of voxels", str(record[0].message)).group(1))
 
     tr_keys, _ = trainer.do_split()
@@ -282,7 +275,7 @@ def test_rectification_check_is_silent_for_rectified_custom_map(preprocessed_dat
     trainer = make_trainer(near_boundary.nnUNetTrainerNearBoundaryRW, preprocessed_dataset)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        trainer._check_rectification()
+        trainer.maps.check_rectification()
     log = Path(trainer.log_file).read_text()
     assert "Rectification check of 'near_boundary' maps: 0 unstable voxels." in log
 
@@ -367,7 +360,7 @@ def test_example_near_boundary_trains_caches_and_predicts(preprocessed_dataset, 
     codec = json.loads((caches[0] / "cache_key.json").read_text())["codec"]
     assert "fn=example_near_boundary.near_boundary_map" in codec and '"deepest":0.1' in codec
 
-    from nnunet_lossplug.nnunet.source import PreprocessedSource
+    from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(preprocessed_dataset.dataset_id, "2d")
     identifier = source.identifiers()[0]

@@ -7,8 +7,8 @@ import torch
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from nnunet_lossplug.losses import DiceLoss, LossMixture, RegionWiseLoss
-from nnunet_lossplug.nnunet.label_setup import LabelSetup
-from nnunet_lossplug.nnunet.source import UnsupportedDatasetError, check_label_setup
+from nnunet_lossplug.nnunet.map_cache.source import UnsupportedDatasetError, check_label_setup
+from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
 
 BRATS_LIKE = {"background": 0, "whole tumour": [1, 2, 3], "core": [2, 3], "enhancing": 3}
 

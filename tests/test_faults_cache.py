@@ -21,7 +21,7 @@ from conftest import DATASET_ID, NnunetFolders
 from fault_data import as_nobody, can_run_as_nobody, console_script, copy_dataset, enlarge_segmentations
 
 from nnunet_lossplug.nnunet import CaseCache, MapCacheError, PreprocessedSource
-from nnunet_lossplug.nnunet.map_codecs import codec_for
+from nnunet_lossplug.nnunet.codecs.softmax import codec_for
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_the_cli_repairs_a_corrupted_map(fresh_cache, preprocessed_dataset):
 
 
 def test_a_map_that_fails_at_load_names_the_case_and_the_fix_never_numpys_text(fresh_cache):
-    from nnunet_lossplug.nnunet.map_integrity import load_checked_map
+    from nnunet_lossplug.nnunet.map_cache.integrity import load_checked_map
 
     cache = _rrw()
     ids = cache.source.identifiers()

@@ -16,14 +16,14 @@ import torch
 
 from nnunet_lossplug.losses import RectifiedMap
 from nnunet_lossplug.maps import MapKind, ac_map, boundary_map, cao_map, rrw_map
-from nnunet_lossplug.nnunet.map_codecs import (
+from nnunet_lossplug.nnunet.codecs.softmax import (
     MapCodec,
     MapNotRectifiedError,
     RectifiedValuesCodec,
     codec_for,
     decode_levels,
 )
-from nnunet_lossplug.nnunet.map_transport import unpack_target
+from nnunet_lossplug.nnunet.map_transport.transport import unpack_target
 
 K = 4
 SPACING = (2.0, 1.0, 1.5)

@@ -25,8 +25,8 @@ from torch.nn.functional import interpolate
 
 from nnunet_lossplug.maps import MapKind, rectification_report, rw_map
 from nnunet_lossplug.nnunet import CaseCache
-from nnunet_lossplug.nnunet.atomic import write_npy_atomic
-from nnunet_lossplug.nnunet.map_codecs import codec_for
+from nnunet_lossplug.nnunet.codecs.softmax import codec_for
+from nnunet_lossplug.nnunet.map_cache.atomic import write_npy_atomic
 
 pytestmark = pytest.mark.integration
 

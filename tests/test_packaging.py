@@ -35,7 +35,7 @@ def test_wheel_ships_discovery_hook_and_trainers(wheel):
     assert "nnunet-lossplug.pth" in names
     for trainer_file in sorted((REPO / "trainers").glob("*.py")):
         assert f"nnunet_lossplug/trainers/{trainer_file.name}" in names
-    assert "nnunet_lossplug/nnunet/trainer.py" in names
+    assert "nnunet_lossplug/nnunet/trainer/base.py" in names and "nnunet_lossplug/nnunet/errors.py" in names
     assert not any(name.startswith("tests/") for name in names)
 
 

@@ -26,8 +26,8 @@ from conftest import DATASET_ID, TINY_SPEC, run_cli
 
 from nnunet_lossplug.maps import MapKind, rrw_map, rw_map
 from nnunet_lossplug.nnunet import CaseCache, MapCacheError, PreprocessedSource
-from nnunet_lossplug.nnunet.atomic import write_json_atomic, write_npy_atomic
-from nnunet_lossplug.nnunet.map_codecs import codec_for
+from nnunet_lossplug.nnunet.codecs.softmax import codec_for
+from nnunet_lossplug.nnunet.map_cache.atomic import write_json_atomic, write_npy_atomic
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_other_plans_give_another_folder_and_refuse_a_copied_cache(source_2d, mo
 def test_a_valid_cache_is_used_without_the_lock(source_2d, monkeypatch):
     """Trainings on a shared, read-only nnUNet_preprocessed must not need write access when nothing is stale."""
     # the package exports a function of the same name, so fetch the module itself
-    precompute_module = importlib.import_module("nnunet_lossplug.nnunet.precompute")
+    precompute_module = importlib.import_module("nnunet_lossplug.nnunet.map_cache.cache")
     cache = _rrw_cache(source_2d)
     ids = source_2d.identifiers()
     cache.ensure(num_processes=1, progress=False)

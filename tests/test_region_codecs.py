@@ -12,8 +12,8 @@ import torch
 
 from nnunet_lossplug.losses import RectifiedMap, RegionWiseLoss
 from nnunet_lossplug.maps import compute_with_ignore, region_maps, region_masks
-from nnunet_lossplug.nnunet.region_codecs import IgnoreLabelCodec, RegionCodec, dataset_codec
-from nnunet_lossplug.nnunet.source import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.codecs import IgnoreLabelCodec, RegionCodec, dataset_codec
+from nnunet_lossplug.nnunet.map_cache.source import UnsupportedDatasetError
 
 SPACING = (2.0, 1.0, 1.5)
 REGIONS = ((1, 2, 3), (2, 3), (3,))

@@ -60,12 +60,22 @@ def test_command_writes_a_png(preprocessed_dataset, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, needle", [(["--case", "nope"], "No preprocessed case 'nope'"),
-                                           (["--kind", "nope"], "unknown map kind 'nope'")])
+                                           (["--maps", "nope"], "unknown map kind 'nope'"),
+                                           (["--kind", "nope"], "unknown map kind 'nope'")])  # the old name
 def test_bad_case_or_kind_is_one_line_naming_it(preprocessed_dataset, tmp_path, capsys, extra, needle):
     assert main(["show-maps", "-d", str(DATASET_ID), "-c", "2d", "-o", str(tmp_path / "x.png"), *extra]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_maps_is_the_option_of_precompute_and_show_maps_and_kind_stays_hidden():
+    from nnunet_lossplug.cli import build_parser
+
+    parser = build_parser()
+    for command in ("precompute", "show-maps"):
+        assert parser.parse_args([command, "-d", "1", "-c", "2d", "--maps", "boundary"]).maps == "boundary"
+    assert parser.parse_args(["show-maps", "-d", "1", "-c", "2d", "--kind", "ac"]).maps == "ac"
 
 
 def test_labels_of_the_dataset_name_the_map_columns(preprocessed_dataset):

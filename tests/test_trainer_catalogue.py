@@ -91,6 +91,8 @@ def test_trainer_is_discovered_initialises_and_steps(name, preprocessed_dataset)
     if trainer.optimizer_spec is not None:
         assert isinstance(trainer.optimizer, trainer.optimizer_spec.factory)
         assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.optimizer_spec.lr)
+    # a declared clip below nnU-Net's 12 runs in a step pre-hook of the optimiser (nnU-Net's train_step is not copied)
+    assert len(trainer.optimizer._optimizer_step_pre_hooks) == (1 if trainer.grad_clip < 12 else 0)
 
 
 @pytest.mark.integration

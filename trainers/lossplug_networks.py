@@ -7,10 +7,16 @@ override them). Deep-supervision targets are downsampled to the outputs each net
 
 from nnunet_lossplug.losses import CrossEntropyLoss, DiceLoss, LossMixture
 from nnunet_lossplug.networks import build_rdd_net, build_unified_unet
-from nnunet_lossplug.nnunet import LossPlugTrainer, LossSpec, adam
-from nnunet_lossplug.nnunet.networks import network_ds_scales, network_from_plans
-from nnunet_lossplug.nnunet.schedules import PlateauHalving, StepDecay
-from nnunet_lossplug.nnunet.specs import sgd
+from nnunet_lossplug.nnunet import (
+    LossPlugTrainer,
+    LossSpec,
+    PlateauHalving,
+    StepDecay,
+    adam,
+    network_ds_scales,
+    network_from_plans,
+    sgd,
+)
 
 SA_DICE = LossSpec(DiceLoss, batch_dice=True, do_bg=False)
 

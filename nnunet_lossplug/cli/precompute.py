@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from nnunet_lossplug.cli.dataset_args import add_dataset_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Trainers run this themselves when needed; running it ahead keeps the first epoch fast."
         ),
     )
-    parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
-    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 2d or 3d_fullres")
-    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    add_dataset_arguments(parser)
     parser.add_argument("--maps", default="rrw",
                         help="comma-separated map kinds (rrw, boundary, distance, rrw_reference, ac, cao, or a kind "
                              "you registered), or 'none' for class statistics only (default: rrw)")
@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.nnunet.precompute import precompute_caches
-    from nnunet_lossplug.nnunet.region_codecs import source_codec
-    from nnunet_lossplug.nnunet.source import PreprocessedSource
+    from nnunet_lossplug.nnunet.codecs.chooser import source_codec
+    from nnunet_lossplug.nnunet.map_cache.cache import precompute_caches
+    from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(args.dataset, args.configuration, args.plans)
     kinds = [k.strip() for k in args.maps.split(",") if k.strip() and k.strip() != "none"]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_lossplug.cli.dataset_args import add_dataset_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,11 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "RW-loss gradient can have more than one negative component (0 for RRW, AC, Cao)."
         ),
     )
-    parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
-    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 2d")
-    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
-    parser.add_argument("--kind", default="rrw",
+    add_dataset_arguments(parser)
+    parser.add_argument("--maps", default="rrw", dest="maps",
                         help="map kind: rrw (default), boundary, distance, ac, cao, rrw_reference, or your own")
+    parser.add_argument("--kind", dest="maps", help=argparse.SUPPRESS)  # the option's name before --maps; kept
     parser.add_argument("--register", type=Path, default=None, metavar="FILE.py",
                         help="a Python file to run first, e.g. the trainer file that registers your own map kind")
     parser.add_argument("--case", default=None, help="case identifier (default: the first preprocessed case)")
@@ -80,8 +81,8 @@ def render(dataset: str, configuration: str, plans: str = "nnUNetPlans", kind: s
            case: str | None = None, slices: int = 3):
     """``(figure, CaseMaps, fraction of unstable voxels)`` for one case; errors as in :func:`run`."""
     from nnunet_lossplug.maps import rectification_report
-    from nnunet_lossplug.nnunet.case_view import read_case_maps
-    from nnunet_lossplug.nnunet.source import PreprocessedSource
+    from nnunet_lossplug.nnunet.map_cache.case_view import read_case_maps
+    from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(dataset, configuration, plans)
     maps = read_case_maps(source, kind, case or source.identifiers()[0])
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.register is not None:
             runpy.run_path(str(args.register))
-        fig, maps, fraction = render(args.dataset, args.configuration, args.plans, args.kind, args.case,
+        fig, maps, fraction = render(args.dataset, args.configuration, args.plans, args.maps, args.case,
                                      args.slices)
     except (FileNotFoundError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
@@ -106,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=100)
     plt.close(fig)
-    print(f"wrote {args.output} (case {maps.identifier}, '{args.kind}' map from {maps.cache_folder}; "
+    print(f"wrote {args.output} (case {maps.identifier}, '{args.maps}' map from {maps.cache_folder}; "
           f"rectification check: {fraction:.2%} unstable voxels)")
     return 0

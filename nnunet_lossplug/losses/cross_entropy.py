@@ -15,6 +15,23 @@ from .regions import masked_voxel_mean, two_class_map, voxelwise_problem
 __all__ = ["CrossEntropyLoss", "FocalLoss", "RWWeightedCrossEntropyLoss"]
 
 
+def focal_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None, regions: bool,
+                        gamma: float = 0.0) -> Tensor:
+    """``mean_{b,i}( −Σ_k y · (1 − s)^γ · log s )`` over the (annotated) voxels; ``γ = 0``: cross-entropy.
+
+    The one body of :class:`CrossEntropyLoss` and :class:`FocalLoss`. At ``γ = 0`` the modulation is not
+    computed at all: ``(1 − s)^0`` has a NaN derivative at ``s = 1`` in autograd (``0 · 0^(−1)``).
+    """
+    logits, target, mask = voxelwise_problem(logits, target, mask, regions)
+    logits = prepare_logits(logits)
+    with full_precision(logits.device):
+        onehot = one_hot_target(target, logits)
+        log_probs = torch.log_softmax(logits, dim=1)
+        if gamma:
+            log_probs = (-torch.expm1(log_probs)) ** gamma * log_probs
+        return masked_voxel_mean(-(onehot * log_probs).sum(dim=1, keepdim=True), mask)
+
+
 class CrossEntropyLoss(nn.Module):
     """Voxel-wise softmax cross-entropy, averaged over the voxels of all images.
 
@@ -52,12 +69,7 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the mean voxel-wise cross-entropy of ``logits`` against ``target``."""
-        logits, target, mask = voxelwise_problem(logits, target, mask, self.regions)
-        logits = prepare_logits(logits)
-        with full_precision(logits.device):
-            onehot = one_hot_target(target, logits)
-            log_probs = torch.log_softmax(logits, dim=1)
-            return masked_voxel_mean(-(onehot * log_probs).sum(dim=1, keepdim=True), mask)
+        return focal_cross_entropy(logits, target, mask, self.regions, gamma=0.0)
 
 
 class FocalLoss(nn.Module):
@@ -104,13 +116,7 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the mean voxel-wise focal loss of ``logits`` against ``target``."""
-        logits, target, mask = voxelwise_problem(logits, target, mask, self.regions)
-        logits = prepare_logits(logits)
-        with full_precision(logits.device):
-            onehot = one_hot_target(target, logits)
-            log_probs = torch.log_softmax(logits, dim=1)
-            modulation = (-torch.expm1(log_probs)) ** self.gamma
-            return masked_voxel_mean(-(onehot * modulation * log_probs).sum(dim=1, keepdim=True), mask)
+        return focal_cross_entropy(logits, target, mask, self.regions, gamma=self.gamma)
 
 
 class RWWeightedCrossEntropyLoss(nn.Module):

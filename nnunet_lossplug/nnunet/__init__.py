@@ -1,39 +1,64 @@
-"""The nnU-Net glue: the only sub-package that imports nnunetv2.
+"""The nnU-Net glue, in four rooms with one job each, and the errors a user can meet.
 
-- :class:`LossPlugTrainer` — base class of every trainer; subclasses are declarations.
-- :class:`LossSpec`, :class:`OptimizerSpec`, :func:`adam`, :func:`sgd`, :class:`TrainingSetClassWeights` —
-  the values those declarations are made of.
-- :func:`precompute_caches` / :class:`CaseCache` — the dataset preprocessing hook (RW maps, class statistics).
-- The errors a user can meet: :class:`MapCacheError` (and its :class:`WorkerDiedError`,
-  :class:`CacheNotWritableError`), :class:`NonFiniteLossError`, :class:`AbsentClassError`.
+- :mod:`.codecs`: how a map kind is stored per case and decoded on the device (numpy, torch; no nnunetv2).
+- :mod:`.map_cache`: the dataset preprocessing hook: maps and class statistics computed once beside
+  nnU-Net's preprocessed data, and the one checked reader of a map file.
+- :mod:`.map_transport`: the map's ride through nnU-Net's own data loader and augmentation.
+- :mod:`.trainer`: :class:`LossPlugTrainer`, whose subclasses are declarations, and the declarations' values.
+- :mod:`.errors`: every user-facing error class.
+
+Dependencies point one way: ``trainer -> map_transport -> map_cache -> codecs -> errors`` (a room imports only
+rooms to its right; ``tests/test_import_graph.py`` checks that no module import cycle exists). nnunetv2 is
+imported by :mod:`.map_cache` (its dataset and plans classes) and :mod:`.trainer`; :mod:`.map_transport` uses
+batchgeneratorsv2 (nnU-Net's augmentation library), :mod:`.codecs` and :mod:`.errors` neither.
+
+The public names below are what trainers, examples and the documentation import.
 """
 
-from nnunet_lossplug.nnunet.precompute import (
+from nnunet_lossplug.nnunet.errors import (
+    AbsentClassError,
     CacheNotWritableError,
-    CaseCache,
+    GradClipError,
     MapCacheError,
+    NonFiniteLossError,
+    UnsupportedDatasetError,
     WorkerDiedError,
-    precompute_caches,
 )
-from nnunet_lossplug.nnunet.source import PreprocessedSource, UnsupportedDatasetError
-from nnunet_lossplug.nnunet.specs import LossSpec, OptimizerSpec, TrainingSetClassWeights, adam, sgd
-from nnunet_lossplug.nnunet.trainer import LossPlugTrainer
-from nnunet_lossplug.nnunet.training_guards import AbsentClassError, NonFiniteLossError
+from nnunet_lossplug.nnunet.map_cache import CaseCache, PreprocessedSource, precompute_caches
+from nnunet_lossplug.nnunet.trainer import (
+    LossPlugTrainer,
+    LossSpec,
+    OptimizerSpec,
+    PlateauHalving,
+    PolySchedule,
+    StepDecay,
+    TrainingSetClassWeights,
+    adam,
+    network_ds_scales,
+    network_from_plans,
+    sgd,
+)
 
 __all__ = [
     "AbsentClassError",
     "CacheNotWritableError",
     "CaseCache",
+    "GradClipError",
     "LossPlugTrainer",
     "LossSpec",
     "MapCacheError",
     "NonFiniteLossError",
     "OptimizerSpec",
+    "PlateauHalving",
+    "PolySchedule",
     "PreprocessedSource",
+    "StepDecay",
     "TrainingSetClassWeights",
     "UnsupportedDatasetError",
     "WorkerDiedError",
     "adam",
+    "network_ds_scales",
+    "network_from_plans",
     "precompute_caches",
     "sgd",
 ]

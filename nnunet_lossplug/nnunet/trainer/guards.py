@@ -11,19 +11,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from nnunet_lossplug.nnunet.errors import AbsentClassError, GradClipError, NonFiniteLossError
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+#: the L2 norm nnU-Net's ``nnUNetTrainer.train_step`` clips the network's gradients at (hard-coded)
+NNUNET_GRAD_CLIP = 12.0
 
 
-class AbsentClassError(ValueError):
-    """A class-weighted loss was asked for while a class has no voxel in the fold's training cases."""
 
 
 def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]) -> None:
@@ -37,7 +36,8 @@ def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]
     keys = [str(key) for key in batch.get("keys", [])]
     lr = trainer.optimizer.param_groups[0]["lr"] if getattr(trainer, "optimizer", None) is not None else None
     checks = []
-    cache = trainer._map_cache() if hasattr(trainer, "_map_cache") else None  # noqa: SLF001 - our own trainer
+    maps = getattr(trainer, "maps", None)
+    cache = maps.cache() if maps is not None else None
     if cache is not None:
         checks.append(f"the precomputed maps of these cases (verify and repair them with: "
                       f"{cache.rebuild_command(force=False)})")
@@ -68,3 +68,28 @@ def check_class_counts(counts: Sequence[int] | np.ndarray, scheme: str, fold: An
         f"dataset.json if it does not belong there. Normalised weights (normalize=True) do not help: they keep "
         f"the ratios, so the absent class would still take almost all of the weight."
     )
+
+
+def check_grad_clip(max_norm: float, trainer_name: str) -> None:
+    """Raise :class:`GradClipError` unless ``0 < max_norm <= 12`` (see the module docstring)."""
+    if not 0 < float(max_norm) <= NNUNET_GRAD_CLIP:
+        raise GradClipError(
+            f"{trainer_name} declares grad_clip = {max_norm}, but nnU-Net's train_step clips the gradients at "
+            f"L2 norm {NNUNET_GRAD_CLIP:g} before every step, so only a norm in (0, {NNUNET_GRAD_CLIP:g}] can be "
+            f"honoured. Declare grad_clip = {NNUNET_GRAD_CLIP:g} (nnU-Net's) or less."
+        )
+
+
+def clip_before_step(optimizer: torch.optim.Optimizer, parameters: Callable[[], Iterable[torch.nn.Parameter]],
+                     max_norm: float):
+    """Clip ``parameters()``'s gradients at ``max_norm`` before each ``optimizer.step()``; None if nnU-Net's 12 does.
+
+    Returns the hook's handle (``.remove()`` detaches it).
+    """
+    if float(max_norm) >= NNUNET_GRAD_CLIP:
+        return None
+
+    def clip(_optimizer, _args, _kwargs) -> None:
+        torch.nn.utils.clip_grad_norm_(list(parameters()), max_norm)
+
+    return optimizer.register_step_pre_hook(clip)

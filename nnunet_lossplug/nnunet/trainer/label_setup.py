@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nnunet_lossplug.nnunet.source import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.errors import UnsupportedDatasetError
 
 #: losses that wrap other losses: region mode and masks are passed through to their components
 _CONTAINERS = ("LossMixture", "DeepSupervisionLoss")

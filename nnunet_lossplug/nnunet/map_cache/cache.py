@@ -7,7 +7,7 @@ slices) and the class voxel counts, and writes them to a sibling folder of nnU-N
 
     nnUNet_preprocessed/DatasetXXX/lossplug_cache/<plans>__<configuration>__<kind>__<hash>/
         cache_key.json        what produced the folder (dataset, plans, configuration, map kind and code)
-        <case>.npy            encoded map channels, float16 (see map_codecs)
+        <case>.npy            encoded map channels, float16 (see nnunet/codecs/)
         <case>.json           the case's fingerprint (segmentation hash and file stats), class voxel counts
 
 The hash in the folder name covers everything that determines the stored values, so a different plan,
@@ -15,8 +15,8 @@ configuration, map kind or map parameter never reads another's files; ``cache_ke
 Per case, the sidecar records the segmentation it was computed from: a case whose segmentation changed
 (re-preprocessing with other data) is recomputed, a case with no sidecar or a truncated map file (a crash
 mid-write cannot leave one, writes are atomic, but a disk can) is recomputed, and nothing is used unchecked:
-the sidecar records a content hash of the map file (:mod:`map_integrity`), verified for every case each time
-the hook runs (``precompute`` and every training start), so a map damaged at unchanged size, or another
+the sidecar records a content hash of the map file (:mod:`.integrity`), verified for every case each time the
+hook runs (``precompute`` and every training start), so a map damaged at unchanged size, or another
 case's map copied over it, is recomputed too. Builds hold a file lock, so two trainings starting at once
 compute each case once. A worker process that dies (a signal, the out-of-memory killer) ends the build with
 :class:`WorkerDiedError` naming the case; finished cases are kept and the next run computes the rest. An
@@ -39,26 +39,18 @@ import numpy as np
 from tqdm import tqdm
 
 from nnunet_lossplug.maps.regions import region_masks
-from nnunet_lossplug.nnunet.atomic import file_lock, write_json_atomic, write_npy_atomic
-from nnunet_lossplug.nnunet.map_codecs import MapCodec
-from nnunet_lossplug.nnunet.map_integrity import file_digest
-from nnunet_lossplug.nnunet.source import PreprocessedSource
-from nnunet_lossplug.nnunet.worker_pool import PoolWorkerDied, describe_exit, imap_unordered
+from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
+from nnunet_lossplug.nnunet.errors import CacheNotWritableError, MapCacheError, WorkerDiedError
+from nnunet_lossplug.nnunet.map_cache.atomic import file_lock, write_json_atomic, write_npy_atomic
+from nnunet_lossplug.nnunet.map_cache.integrity import file_digest, load_checked_map
+from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
+from nnunet_lossplug.nnunet.map_cache.worker_pool import PoolWorkerDied, describe_exit, imap_unordered
 
 CACHE_DIRNAME = "lossplug_cache"
 STATISTICS_NAME = "statistics"
 
 
-class MapCacheError(RuntimeError):
-    """A map cache that cannot be used; the message names the command that fixes it."""
 
-
-class WorkerDiedError(MapCacheError):
-    """A worker process of the hook died (a signal, the out-of-memory killer) while computing a case."""
-
-
-class CacheNotWritableError(MapCacheError, PermissionError):
-    """The cache is incomplete and this user cannot write its folder."""
 
 
 def _fix_command(source: PreprocessedSource, kind: str, force: bool = True) -> str:
@@ -281,18 +273,15 @@ class CaseCache:
         return written + self.sidecar_path(identifier).stat().st_size
 
     # ---------------------------------------------------------------- reading
-    def load(self, identifier: str) -> np.ndarray | None:
-        """Memory-mapped encoded channels of one case (None for a codec that stores nothing)."""
+    def load(self, identifier: str, spatial_shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+        """Memory-mapped encoded channels of one case, checked (:func:`~.integrity.load_checked_map`).
+
+        None for a codec that stores nothing; a missing, unreadable, stale or out-of-range file stops with
+        :class:`MapCacheError` naming the case and the command that rebuilds the cache.
+        """
         if not self.stores_maps:
             return None
-        path = self.map_path(identifier)
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            raise MapCacheError(  # numpy's text (e.g. about allow_pickle for random bytes) would mislead
-                f"The precomputed '{self.kind_name}' map of case {identifier} cannot be read ({path} is missing or "
-                f"not a complete .npy file). Rebuild the cache with: {self.rebuild_command()}"
-            ) from None
+        return load_checked_map(self, identifier, spatial_shape)
 
     def class_voxel_counts(self, identifiers: Iterable[str], key: str = "class_voxel_counts") -> np.ndarray:
         """Sum of the class voxel counts of ``identifiers`` (background = label 0 and nnU-Net's -1).

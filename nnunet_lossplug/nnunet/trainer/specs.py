@@ -43,7 +43,7 @@ class TrainingSetClassWeights:
 
     def resolve(self, trainer: TrainerContext) -> torch.Tensor:
         """The weights; a class with no training voxel stops a count-based scheme (``check_class_counts``)."""
-        from nnunet_lossplug.nnunet.training_guards import check_class_counts
+        from nnunet_lossplug.nnunet.trainer.guards import check_class_counts
 
         counts = trainer.training_set_class_voxel_counts()
         labels = getattr(trainer, "dataset_json", {}).get("labels", {})

@@ -38,15 +38,13 @@ from torch.nn.functional import interpolate
 from nnunet_lossplug.losses import RectifiedMap
 from nnunet_lossplug.maps import distance_to_boundary, get_map_kind, rrw_true_class_values
 from nnunet_lossplug.maps.registry import MapKind
+from nnunet_lossplug.nnunet.errors import MapNotRectifiedError
 
 CODEC_VERSION = 1
 
 #: kinds whose codec is fixed by name (the others are probed for rectification)
 BUILTIN_CODEC_KINDS = ("rrw", "boundary", "ac", "cao", "distance")
 
-
-class MapNotRectifiedError(ValueError):
-    """A map kind stored in the rectified two-channel form produced a case that is not rectified."""
 
 
 def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

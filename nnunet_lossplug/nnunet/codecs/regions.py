@@ -1,4 +1,4 @@
-"""Map codecs for region-based datasets and ignore labels (SPEC §4); see :mod:`map_codecs` for the contract.
+"""Map codecs for region-based datasets and ignore labels (SPEC §4); :mod:`.softmax` has the contract.
 
 Both decode from nnU-Net's own training target at each deep-supervision level, so the class structure of the
 map is the augmented target's, voxel for voxel, as for the softmax codecs:
@@ -25,11 +25,8 @@ import torch
 
 from nnunet_lossplug.losses.rectified_map import RectifiedMap
 from nnunet_lossplug.losses.regions import region_rectified_map
-from nnunet_lossplug.maps import get_map_kind
 from nnunet_lossplug.maps.regions import region_maps, region_rrw_own_values
-from nnunet_lossplug.maps.registry import MapKind
-from nnunet_lossplug.nnunet.map_codecs import CODEC_VERSION, MapCodec, codec_for
-from nnunet_lossplug.nnunet.source import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.codecs.softmax import CODEC_VERSION, MapCodec
 
 #: map kinds a region-based dataset can train with, and how many channels per region each stores
 REGION_KIND_CHANNELS = {"rrw": 1, "ac": 0, "cao": 0, "boundary": 2, "distance": 2}
@@ -114,35 +111,3 @@ class RegionCodec(MapCodec):
         z_out = torch.where(inside, distance[:, :, 0], -distance[:, :, 0])
         return torch.stack((z_out, z_in), dim=2)
 
-
-def dataset_codec(
-    kind: str | MapKind,
-    num_classes: int,
-    regions: tuple[tuple[int, ...], ...] | None = None,
-    ignore_label: int | None = None,
-    rectified: bool = False,
-) -> MapCodec:
-    """The codec of a map kind for a dataset's label setup: softmax classes, regions, and/or an ignore label.
-
-    Raises :class:`UnsupportedDatasetError` for a map kind that has no region meaning (users' own kinds and
-    ``rrw_reference`` are defined for ``K`` exclusive classes; class emphasis ``class_values`` is per class).
-    """
-    map_kind = get_map_kind(kind) if isinstance(kind, str) else kind
-    if regions is not None:
-        if map_kind.name not in REGION_KIND_CHANNELS or map_kind.params.get("class_values") is not None:
-            raise UnsupportedDatasetError(
-                f"Map kind '{map_kind.name}'{' with class_values' if map_kind.params.get('class_values') else ''} "
-                f"has no region meaning: on a region-based dataset the plugin computes two-class maps per region "
-                f"for {sorted(REGION_KIND_CHANNELS)} only (SPEC §4). Use one of those kinds, or convert the "
-                f"regions to exclusive labels (drop regions_class_order) to train with this map."
-            )
-        return RegionCodec(map_kind, num_classes, tuple(tuple(r) for r in regions), ignore_label)
-    codec = codec_for(map_kind, num_classes, rectified=rectified)
-    if ignore_label is None:
-        return codec
-    return IgnoreLabelCodec(map_kind, num_classes, codec, int(ignore_label))
-
-
-def source_codec(kind: str | MapKind, source, rectified: bool = False) -> MapCodec:
-    """:func:`dataset_codec` for a :class:`~nnunet_lossplug.nnunet.source.PreprocessedSource`."""
-    return dataset_codec(kind, source.num_classes, source.regions, source.ignore_label, rectified=rectified)

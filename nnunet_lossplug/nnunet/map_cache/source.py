@@ -15,9 +15,7 @@ from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-
-class UnsupportedDatasetError(RuntimeError):
-    """A dataset configuration the plugin's losses cannot train on; the message names the alternative."""
+from nnunet_lossplug.nnunet.errors import UnsupportedDatasetError
 
 
 @dataclass(frozen=True)

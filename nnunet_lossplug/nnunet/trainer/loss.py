@@ -1,8 +1,14 @@
-"""The trainer's ``self.loss``: deep supervision around the declared loss, fed with each batch's maps."""
+"""The trainer's ``self.loss``: deep supervision around the declared loss, fed with each batch's maps.
+
+It is the seam through which the plugin extends nnU-Net's ``train_step`` without copying it: nnU-Net moves the
+batch's target to the device and calls ``self.loss(output, target)``; this object splits the packed map
+encoding off that target and decodes the maps there, and checks that the value is finite.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -10,7 +16,8 @@ from torch import nn
 
 from nnunet_lossplug.losses import DeepSupervisionLoss
 from nnunet_lossplug.maps.registry import MapKind
-from nnunet_lossplug.nnunet.label_setup import LabelSetup
+from nnunet_lossplug.nnunet.map_transport.transport import MapTransport
+from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
 
 
 def to_device(value, device: torch.device):
@@ -25,16 +32,20 @@ def to_device(value, device: torch.device):
 class TrainerLoss(nn.Module):
     """The trainer's ``self.loss``: deep supervision around the declared loss, fed with the batch's maps.
 
-    nnU-Net's ``validation_step`` calls ``self.loss(output, target)``; the maps of that batch are handed over
-    beforehand through :attr:`pending_maps`. With ``map_kind`` set (the ``"loss"`` placement), maps are
-    computed here from the targets instead, in the training process, as the reference code does.
+    nnU-Net's ``train_step`` calls ``self.loss(output, target)`` with the packed target on the device; with a
+    ``transport`` (a function returning the trainer's :class:`MapTransport`, built once), the map encoding is
+    split off and decoded here. nnU-Net's ``validation_step`` needs the plain target after the loss, so the
+    trainer decodes beforehand and hands the maps over through :attr:`pending_maps`. With ``map_kind`` set (the
+    ``"loss"`` placement), maps are computed here from the targets instead, as the reference code does. Inside
+    :meth:`checking`, every value is passed to a check (the trainer's non-finite loss stop).
     Targets arrive in nnU-Net's form; ``label_setup`` splits off the ignore label into a mask per level and the
     declared loss (in region mode for region-based datasets) gets the rest (SPEC §4).
     """
 
     def __init__(self, criterion: DeepSupervisionLoss, map_kind: MapKind | None = None,
                  num_classes: int = 0, spacing: Sequence[float] | None = None,
-                 label_setup: LabelSetup | None = None):
+                 label_setup: LabelSetup | None = None,
+                 transport: Callable[[], MapTransport | None] | None = None):
         super().__init__()
         self.label_setup = label_setup or LabelSetup()
         self.criterion = criterion
@@ -42,6 +53,17 @@ class TrainerLoss(nn.Module):
         self.num_classes = num_classes
         self.spacing = tuple(spacing) if spacing is not None else None
         self.pending_maps: list[torch.Tensor] | None = None
+        self.transport = transport
+        self._check: Callable[[torch.Tensor], None] | None = None
+
+    @contextlib.contextmanager
+    def checking(self, check: Callable[[torch.Tensor], None]) -> Iterator[None]:
+        """Within the block, ``check(value)`` sees every loss value this object returns (and may raise)."""
+        self._check = check
+        try:
+            yield
+        finally:
+            self._check = None
 
     def _maps_from_targets(self, targets: list[torch.Tensor]) -> list[torch.Tensor]:
         assert self.map_kind is not None
@@ -56,6 +78,10 @@ class TrainerLoss(nn.Module):
         return maps
 
     def forward(self, output, target, rw_maps=None) -> torch.Tensor:
+        transport = self.transport() if self.transport is not None else None
+        if rw_maps is None and self.pending_maps is None and transport is not None:
+            device = (target[0] if isinstance(target, (list, tuple)) else target).device
+            target, rw_maps = transport.decode(target, device)  # the packed target of nnU-Net's train_step
         outputs = output if isinstance(output, (list, tuple)) else [output]
         targets = target if isinstance(target, (list, tuple)) else [target]
         maps = rw_maps if rw_maps is not None else self.pending_maps
@@ -67,4 +93,7 @@ class TrainerLoss(nn.Module):
         if not self.label_setup.plain:
             targets, masks = zip(*(self.label_setup.split(t) for t in targets))
             masks = None if masks[0] is None else list(masks)
-        return self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None, masks)
+        value = self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None, masks)
+        if self._check is not None:
+            self._check(value)
+        return value

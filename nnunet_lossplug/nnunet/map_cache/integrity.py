@@ -1,11 +1,12 @@
-"""Integrity of the stored maps: a content hash per map file, and the check of a map when it is loaded.
+"""Integrity of the stored maps: a content hash and a stamp per map file, and the one checked reader of a map.
 
 A map file can be damaged without changing its size (a bad disk block, a copy of another case's map over
 it, random bytes from a failed transfer). The sidecar of each case records :func:`file_digest` of its map
 file (BLAKE2b, 128 bit, over the whole ``.npy`` file, header included); the precompute hook and the trainer's
 start-up recompute it for every case and rebuild a case whose file no longer matches.
 
-:func:`load_checked_map` is what a data loader calls to open a case's map: it returns the memory-mapped
+:func:`load_checked_map` is the one reader of a map file (:meth:`CaseCache.load` calls it for the data loader
+and show-maps): it returns the memory-mapped
 channels after checking that the file is a readable ``.npy`` of float16, that its shape is ``(C, *spatial)``
 of the preprocessed case, and that its values are finite and inside the codec's range
 (:meth:`MapCodec.check_encoded`). Anything else stops with :class:`MapCacheError`, one line naming the case
@@ -18,18 +19,29 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from nnunet_lossplug.nnunet.precompute import CaseCache
+from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
+from nnunet_lossplug.nnunet.errors import MapCacheError
 
 CHUNK_BYTES = 1 << 20
 STORED_DTYPE = np.float16
 
 #: (path, inode, mtime_ns, size) of the map files whose values were checked in this process
 _checked_files: set[tuple[str, int, int, int]] = set()
+
+
+class StoredMaps(Protocol):
+    """What the check needs of a cache (:class:`~nnunet_lossplug.nnunet.map_cache.cache.CaseCache`)."""
+
+    kind_name: str
+    codec: MapCodec | None
+
+    def map_path(self, identifier: str) -> Path: ...
+
+    def rebuild_command(self, force: bool = True) -> str: ...
 
 
 def file_digest(path: Path) -> str:
@@ -41,16 +53,26 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _refuse(cache: CaseCache, identifier: str, problem: str) -> Exception:
-    from nnunet_lossplug.nnunet.precompute import MapCacheError
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    """``(inode, mtime_ns, size)`` of a file: a new version (rewritten, replaced, resized) gets a new stamp.
 
+    ``(-1, -1, -1)`` when the file cannot be stat'ed (opening it then names the problem and the fix).
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1, -1)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _refuse(cache: StoredMaps, identifier: str, problem: str) -> MapCacheError:
     return MapCacheError(
         f"The precomputed '{cache.kind_name}' map of case {identifier} {problem} ({cache.map_path(identifier)}). "
         f"Rebuild the cache with: {cache.rebuild_command()}"
     )
 
 
-def _open(cache: CaseCache, identifier: str) -> np.ndarray:
+def _open(cache: StoredMaps, identifier: str) -> np.ndarray:
     path = cache.map_path(identifier)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -62,22 +84,24 @@ def _open(cache: CaseCache, identifier: str) -> np.ndarray:
             from None
 
 
-def load_checked_map(cache: CaseCache, identifier: str, spatial_shape: tuple[int, ...]) -> np.ndarray:
+def load_checked_map(cache: StoredMaps, identifier: str,
+                     spatial_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """The memory-mapped encoded channels ``(C, *spatial_shape)`` of one case, checked; else MapCacheError.
 
-    Checks: readable ``.npy`` (no pickle), dtype float16, shape ``(codec.channels(), *spatial_shape)``, and
-    (once per file version in this process) ``codec.check_encoded``: finite values in the codec's range.
+    Checks: readable ``.npy`` (no pickle), dtype float16, shape ``(codec.channels(), *spatial_shape)``
+    (``spatial_shape=None``: only the channel count), and (once per file version in this process)
+    ``codec.check_encoded``: finite values in the codec's range.
     """
     assert cache.codec is not None
     encoded = _open(cache, identifier)
-    expected = (cache.codec.channels(), *(int(s) for s in spatial_shape))
+    channels = cache.codec.channels()
+    expected = (channels, *(int(s) for s in (spatial_shape if spatial_shape is not None else encoded.shape[1:])))
     if encoded.dtype != STORED_DTYPE:
         raise _refuse(cache, identifier, f"has dtype {encoded.dtype}, not {np.dtype(STORED_DTYPE)}")
     if tuple(encoded.shape) != expected:
         raise _refuse(cache, identifier, f"has shape {tuple(encoded.shape)}, but the preprocessed case needs "
                                          f"{expected}: the cache is stale")
-    st = os.stat(cache.map_path(identifier))
-    stamp = (str(cache.map_path(identifier)), st.st_ino, st.st_mtime_ns, st.st_size)
+    stamp = (str(cache.map_path(identifier)), *file_stamp(cache.map_path(identifier)))
     if stamp not in _checked_files:
         problem = cache.codec.check_encoded(encoded)
         if problem is not None:

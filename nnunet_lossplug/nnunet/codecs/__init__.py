@@ -1,0 +1,18 @@
+"""codecs: how a map kind is stored (encoded per case) and decoded on the device from each level's target.
+
+- :mod:`.softmax`: the :class:`MapCodec` contract and the codecs of ``K`` exclusive classes (RRW, boundary,
+  AC/Cao, rectified values, all channels), with :func:`decode_levels` for deep supervision.
+- :mod:`.regions`: region-based datasets and ignore labels (SPEC §4).
+- :mod:`.chooser`: :func:`source_codec` / :func:`dataset_codec`, the one place that picks a dataset's codec.
+
+Shared by the map cache (encode) and the map transport (decode). This room may import
+:mod:`nnunet_lossplug.maps`, :mod:`nnunet_lossplug.losses`, :mod:`~nnunet_lossplug.nnunet.errors`, numpy and
+torch; never nnunetv2, the cache, the transport or the trainer.
+"""
+
+from nnunet_lossplug.nnunet.codecs.chooser import dataset_codec, source_codec
+from nnunet_lossplug.nnunet.codecs.regions import REGION_KIND_CHANNELS, IgnoreLabelCodec, RegionCodec
+from nnunet_lossplug.nnunet.codecs.softmax import BUILTIN_CODEC_KINDS, MapCodec, codec_for, decode_levels
+
+__all__ = ["BUILTIN_CODEC_KINDS", "REGION_KIND_CHANNELS", "IgnoreLabelCodec", "MapCodec", "RegionCodec", "codec_for",
+           "dataset_codec", "decode_levels", "source_codec"]

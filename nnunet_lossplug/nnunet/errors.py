@@ -1,0 +1,45 @@
+"""Every error the nnU-Net glue raises to a user, in one place.
+
+Each is raised with one line that names the problem and the fix (the command line shows the traceback only
+with ``--debug`` or ``NNUNET_LOSSPLUG_DEBUG=1``). This module imports nothing of the package, so every room
+of :mod:`nnunet_lossplug.nnunet` may import it.
+
+- Dataset set-up: :class:`UnsupportedDatasetError`.
+- Maps: :class:`MapNotRectifiedError`.
+- Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`.
+- Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
+"""
+
+from __future__ import annotations
+
+
+class UnsupportedDatasetError(RuntimeError):
+    """A dataset set-up (label layout, regions, ignore label, map kind) the plugin cannot train with."""
+
+
+class MapNotRectifiedError(ValueError):
+    """A map kind stored in the rectified two-channel form produced a case that is not rectified."""
+
+
+class MapCacheError(RuntimeError):
+    """A map cache that cannot be used; the message names the command that fixes it."""
+
+
+class WorkerDiedError(MapCacheError):
+    """A worker process of the hook died (a signal, the out-of-memory killer) while computing a case."""
+
+
+class CacheNotWritableError(MapCacheError, PermissionError):
+    """The cache is incomplete and this user cannot write its folder."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class AbsentClassError(ValueError):
+    """A class-weighted loss was asked for while a class has no voxel in the fold's training cases."""
+
+
+class GradClipError(ValueError):
+    """A declared gradient-clipping norm that nnU-Net's training step cannot honour."""

@@ -1,0 +1,23 @@
+"""trainer: :class:`LossPlugTrainer` and the values its subclasses' declarations are made of.
+
+- :mod:`.base`: the base class; it extends nnU-Net's ``nnUNetTrainer`` at its seams (``_build_loss``,
+  ``configure_optimizers``, ``on_train_start``, the dataset and pipeline getters, thin wrappers around
+  ``train_step`` / ``validation_step`` that call nnU-Net's own) and copies none of its method bodies.
+- :mod:`.map_life_cycle`: the map's kind, codec, cache, transport and rectification check, each built once.
+- :mod:`.loss`: the trainer's ``self.loss``; decodes the batch's maps on the device and checks the value.
+- :mod:`.ds_weights`: trainable deep-supervision weights: logged, plotted, restored.
+- Declarations: :mod:`.specs` (loss, optimiser, class weights), :mod:`.schedules`, :mod:`.networks`.
+- Guards: :mod:`.guards` (non-finite loss, absent class, gradient clipping), :mod:`.collapse_guard`,
+  :mod:`.label_setup` (regions and ignore labels, SPEC §4).
+
+This room may import every other room of :mod:`nnunet_lossplug.nnunet`, :mod:`nnunet_lossplug.losses`,
+:mod:`nnunet_lossplug.maps`, :mod:`nnunet_lossplug.networks` and nnunetv2; nothing below it imports it.
+"""
+
+from nnunet_lossplug.nnunet.trainer.base import LossPlugTrainer
+from nnunet_lossplug.nnunet.trainer.networks import network_ds_scales, network_from_plans
+from nnunet_lossplug.nnunet.trainer.schedules import PlateauHalving, PolySchedule, StepDecay
+from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec, TrainingSetClassWeights, adam, sgd
+
+__all__ = ["LossPlugTrainer", "LossSpec", "OptimizerSpec", "PlateauHalving", "PolySchedule", "StepDecay",
+           "TrainingSetClassWeights", "adam", "network_ds_scales", "network_from_plans", "sgd"]

@@ -1,0 +1,280 @@
+"""``LossPlugTrainer``: the one base class behind every trainer of the plugin; subclasses only declare.
+
+It extends nnU-Net's ``nnUNetTrainer`` at its seams and copies none of its methods (the class docstring lists
+the declarations, the module docstring of :mod:`~nnunet_lossplug.nnunet.trainer` the seams). The map's
+life-cycle is :class:`~.map_life_cycle.MapLifeCycle`'s, the trainable deep-supervision weights' bookkeeping
+:class:`~.ds_weights.TrainableWeightsLog`'s, the decode and the finite check :class:`~.loss.TrainerLoss`'s.
+Inference (``nnUNetv2_predict``) only builds the network: no map, cache or statistic is needed there.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from nnunetv2.configuration import default_num_processes
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import distributed as dist
+from torch import nn
+
+from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
+from nnunet_lossplug.maps import get_map_kind
+from nnunet_lossplug.maps.registry import MapKind
+from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
+from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
+from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource, check_label_setup
+from nnunet_lossplug.nnunet.trainer.collapse_guard import CollapseGuard
+from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
+from nnunet_lossplug.nnunet.trainer.guards import check_finite_loss, check_grad_clip, clip_before_step
+from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
+from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, to_device
+from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapLifeCycle
+from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
+from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec
+
+
+class LossPlugTrainer(nnUNetTrainer):
+    """Base class of the plugin's trainers; subclasses declare (the class attributes below), this class wires."""
+
+    #: :class:`LossSpec` of the per-resolution loss (required)
+    loss_spec: ClassVar[LossSpec | None] = None
+    #: map kind the loss needs (rrw, boundary, ac, cao, distance, rrw_reference, a registered name, a MapKind)
+    rw_map: ClassVar[str | MapKind | None] = None
+    #: where maps come from: "precomputed" (the cache), "worker" (per patch) or "loss" (in the training process)
+    map_placement: ClassVar[str] = "precomputed"
+    #: WMLA weights: "nnunet", a tuple from high to low resolution, or "trainable"
+    ds_weights: ClassVar[str | tuple[float, ...]] = "nnunet"
+    #: :class:`OptimizerSpec` (None = nnU-Net's SGD, lr 1e-2), scheduled by ``lr_schedule``
+    optimizer_spec: ClassVar[OptimizerSpec | None] = None
+    #: L2 norm of gradient clipping, at most nnU-Net's 12 (paper 000 uses 5); see :func:`~.guards.clip_before_step`
+    grad_clip: ClassVar[float] = 12.0
+    #: None keeps nnU-Net's 1000 epochs / 250 training / 50 validation iterations per epoch
+    epochs: ClassVar[int | None] = None
+    iterations_per_epoch: ClassVar[int | None] = None
+    val_iterations_per_epoch: ClassVar[int | None] = None
+    #: how many training cases the start-up rectification check reads (paper 002 Sec. 3.4)
+    rectification_check_cases: ClassVar[int] = 3
+    #: a function with the signature of nnU-Net's ``build_network_architecture`` (None = nnU-Net's, from the plans);
+    #: used for training and by ``nnUNetv2_predict``
+    network_builder: ClassVar[Callable[..., nn.Module] | None] = None
+    #: for a network whose deep-supervision outputs differ from nnU-Net's: ``configuration_manager -> scales``
+    network_ds_scales: ClassVar[Callable[..., list[list[float]]] | None] = None
+    #: :mod:`~nnunet_lossplug.nnunet.trainer.schedules` (nnU-Net's poly rule by default)
+    lr_schedule: ClassVar[PolySchedule] = PolySchedule()
+    #: the paper, table or equation the trainer reproduces (shown by ``nnunet-lossplug trainers``)
+    reference: ClassVar[str] = ""
+    #: warn when a class's validation pseudo-Dice stays 0 for this many epochs after the warm-up (None: off)
+    collapse_patience: ClassVar[int | None] = 10
+    collapse_warmup: ClassVar[int] = 10
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):  # noqa: B008 - nnU-Net's signature
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        name = type(self).__name__
+        if self.loss_spec is None:
+            raise TypeError(f"{name} declares no loss_spec; a LossPlugTrainer needs one.")
+        check_grad_clip(self.grad_clip, name)
+        check_label_setup(self.label_manager)
+        self.label_setup = LabelSetup.from_label_manager(self.label_manager)
+        self.source = PreprocessedSource(
+            self.plans_manager.dataset_name, self.plans_manager.plans_name, self.configuration_name,
+            Path(self.preprocessed_dataset_folder_base), self.plans_manager.plans, self.dataset_json)
+        self.maps = MapLifeCycle(self.map_kind(), self.map_placement, self.source, lambda: self.do_split()[0],
+                                 self.configuration_manager.spacing, self.rectification_check_cases,
+                                 self.print_to_log_file)
+        self.label_setup.check_placement(self.map_placement, self.rw_map is not None, name)
+        if self.epochs is not None:
+            self.num_epochs = self.epochs
+        if self.iterations_per_epoch is not None:
+            self.num_iterations_per_epoch = self.iterations_per_epoch
+        if self.val_iterations_per_epoch is not None:
+            self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
+        if self.optimizer_spec is not None:
+            self.initial_lr = self.optimizer_spec.lr
+            self.weight_decay = self.optimizer_spec.kwargs.get("weight_decay", 0.0)
+        trainable = self.ds_weights == "trainable"
+        self.ds_weights_log = TrainableWeightsLog(self.logger, self.print_to_log_file) if trainable else None
+        self._criterion: DeepSupervisionLoss | None = None
+        self._collapse_guard: CollapseGuard | None = None
+
+    # ------------------------------------------------------------------ declarations, resolved
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        """nnU-Net's hook (a classmethod here, so a declared ``network_builder`` is seen at inference too)."""
+        builder = cls.network_builder or nnUNetTrainer.build_network_architecture
+        return builder(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                       enable_deep_supervision)
+
+    @classmethod
+    def map_kind(cls) -> MapKind | None:
+        if cls.rw_map is None:
+            return None
+        return get_map_kind(cls.rw_map) if isinstance(cls.rw_map, str) else cls.rw_map
+
+    def map_codec(self) -> MapCodec | None:
+        """How the declared map is stored and carried (None without a map); see :class:`MapLifeCycle`."""
+        return self.maps.codec()
+
+    def _get_deep_supervision_scales(self):
+        if self.enable_deep_supervision and self.network_ds_scales is not None:
+            return type(self).network_ds_scales(self.configuration_manager)
+        return super()._get_deep_supervision_scales()
+
+    def _num_outputs(self) -> int:
+        return len(self._get_deep_supervision_scales()) if self.enable_deep_supervision else 1
+
+    def _ensure_cache(self, cache: CaseCache, always_log: bool = True) -> None:
+        """Run the precompute hook for ``cache`` on rank 0 with ``nnUNet_def_n_proc`` workers (other ranks wait)."""
+        if self.local_rank == 0:
+            processes = max(1, min(int(default_num_processes), os.cpu_count() or 1))
+            summary = cache.ensure(self.source.identifiers(), num_processes=processes)
+            if always_log or summary.cases_computed:
+                self.print_to_log_file(summary.line())
+        if self.is_ddp:
+            dist.barrier()
+
+    def training_set_class_voxel_counts(self) -> np.ndarray:
+        """Voxel counts per class over this fold's training cases, from the precompute hook (run if needed)."""
+        self._ensure_cache(stats := CaseCache(self.source, None), always_log=False)
+        key = "region_voxel_counts" if self.label_setup.regions is not None else "class_voxel_counts"
+        counts = stats.class_voxel_counts(self.do_split()[0], key)
+        self.print_to_log_file(f"Training-set {key.replace('_', ' ')}: {counts.tolist()}")
+        return counts
+
+    def training_set_voxel_total(self) -> int | None:
+        """``N`` of paper 001's class weights for regions (annotated voxels; regions overlap), else None (Σ counts)."""
+        if self.label_setup.regions is None:
+            return None
+        return int(CaseCache(self.source, None).class_voxel_counts(self.do_split()[0], "annotated_voxels")[0])
+
+    # ------------------------------------------------------------------ loss and optimiser
+    def _build_criterion(self) -> DeepSupervisionLoss:
+        if self._criterion is None:
+            assert self.loss_spec is not None
+            loss = self.loss_spec.build(self)
+            self.label_setup.configure_loss(loss, type(self).__name__)
+            weights = self.ds_weights
+            if self.is_ddp and weights != "trainable":
+                # DDP without torch.compile fails on heads that get no gradient; nnU-Net gives them 1e-6
+                weights = deep_supervision_weights(weights, self._num_outputs(), zero_weight=1e-6)
+            self._criterion = DeepSupervisionLoss(loss, weights, self._num_outputs())
+            self._criterion.to(self.device)
+        return self._criterion
+
+    def _build_loss(self) -> TrainerLoss:
+        criterion = self._build_criterion()
+        kind = self.maps.loss_kind()
+        spacing = self.configuration_manager.spacing if kind is not None else None
+        loss = TrainerLoss(criterion, kind, self.source.num_classes if kind is not None else 0, spacing,
+                           label_setup=self.label_setup, transport=self.maps.transport)
+        maps = f"{self.rw_map} ({self.map_placement})" if self.rw_map is not None else "none"
+        self.print_to_log_file(
+            f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'} on {self.label_setup.describe()}; "
+            f"maps: {maps}; deep-supervision weights: {criterion.current_weights()}"
+        )
+        return loss
+
+    def configure_optimizers(self):
+        # nnU-Net builds the optimiser before the loss; trainable WMLA weights must be in it, so build it here
+        criterion = self._build_criterion()
+        if self.optimizer_spec is None:
+            optimizer, _ = super().configure_optimizers()
+        else:
+            optimizer = self.optimizer_spec.build(self.network.parameters())
+        extra = [p for p in criterion.parameters() if p.requires_grad]
+        if extra:
+            optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
+        clip_before_step(optimizer, self.network.parameters, self.grad_clip)  # nnU-Net's train_step clips at 12
+        scheduler = self.lr_schedule.build(optimizer, self.initial_lr, self.num_epochs, self.num_iterations_per_epoch)
+        return optimizer, scheduler
+
+    # ------------------------------------------------------------------ start-up: hook and checks
+    def on_train_start(self):
+        if self.maps.kind is not None and self.local_rank == 0:
+            self.maps.check_rectification()  # first: its verdict chooses how users' own map kinds are stored
+        cache = self.maps.cache()
+        if cache is not None:
+            self._ensure_cache(cache)
+        super().on_train_start()
+
+    # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
+    def _carried(self, step: str, value):
+        """nnU-Net's datasets or augmentation pipeline, carrying the map's encoding (``MapTransport.<step>``)."""
+        transport = self.maps.transport()
+        return getattr(transport, step)(value) if transport is not None else value
+
+    def get_tr_and_val_datasets(self):
+        return self._carried("wrap_datasets", super().get_tr_and_val_datasets())
+
+    def get_training_transforms(self, *args, **kwargs):
+        return self._carried("extend_pipeline", super().get_training_transforms(*args, **kwargs))
+
+    def get_validation_transforms(self, *args, **kwargs):
+        return self._carried("extend_pipeline", super().get_validation_transforms(*args, **kwargs))
+
+    def decode_batch(self, batch: dict):
+        """The batch's target and the loss's maps at every level, on the device (maps None without a map)."""
+        transport = self.maps.transport()
+        if transport is None:
+            return to_device(batch["target"], self.device), None
+        return transport.decode(batch["target"], self.device)
+
+    # ------------------------------------------------------------------ steps: nnU-Net's own, wrapped
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        for module in self.loss.modules():
+            if hasattr(module, "set_epoch"):
+                module.set_epoch(self.current_epoch)
+
+    def train_step(self, batch: dict) -> dict:
+        """nnU-Net's ``train_step``; the loss decodes the maps and stops a non-finite value naming the cases."""
+        with self.loss.checking(lambda value: check_finite_loss(self, value, batch)):
+            return super().train_step(batch)
+
+    def validation_step(self, batch: dict) -> dict:
+        """nnU-Net's ``validation_step`` on the decoded target; the loss gets the maps beforehand."""
+        target, self.loss.pending_maps = self.decode_batch(batch)
+        try:
+            return super().validation_step({**batch, "target": target})
+        finally:
+            self.loss.pending_maps = None
+
+    def on_validation_epoch_end(self, val_outputs):
+        super().on_validation_epoch_end(val_outputs)
+        observe = getattr(self.lr_scheduler, "observe_validation_loss", None)
+        if observe is not None:
+            observe(float(self.logger.get_value("val_losses", step=-1)))
+
+    # ------------------------------------------------------------------ per epoch: WMLA weights, collapse guard
+    def on_train_epoch_end(self, train_outputs):
+        super().on_train_epoch_end(train_outputs)
+        if self.ds_weights_log is not None and self._criterion is not None:
+            self.ds_weights_log.record(self._criterion, self.current_epoch)
+
+    def on_epoch_end(self):
+        if self.collapse_patience is not None and self.local_rank == 0:
+            self._watch_for_collapse()
+        if self.ds_weights_log is not None and self.local_rank == 0:
+            self.ds_weights_log.plot(self.output_folder)
+        super().on_epoch_end()
+
+    def _watch_for_collapse(self) -> None:
+        if self._collapse_guard is None:
+            names = {int(v): k for k, v in self.dataset_json["labels"].items() if isinstance(v, int)}
+            self._collapse_guard = CollapseGuard(self.collapse_patience, self.collapse_warmup, class_names=[
+                f"{label} ({names.get(label, '?')})" for label in self.label_manager.foreground_labels])
+        dice = self.logger.get_value("dice_per_class_or_region", step=-1)
+        for message in (event.message() for event in self._collapse_guard.update(self.current_epoch, dice)):
+            warnings.warn(message, stacklevel=2)
+            self.print_to_log_file("WARNING: " + message)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        super().load_checkpoint(filename_or_checkpoint)
+        if self.ds_weights_log is not None and self._criterion is not None:
+            self.ds_weights_log.restore(self._criterion)
