@@ -268,7 +268,8 @@ def check_request(request: TrainerRequest, folder: Path | None = None) -> Resolv
     ``loss_kwargs`` (the loss is instantiated once); a loss that takes an RW map without ``maps``, or
     ``maps`` for a loss that ignores them; an unknown map kind; invalid deep-supervision weights (also
     ``"trainable"`` with a loss that declares ``nonnegative = False``); an unknown optimiser; a learning
-    rate or gradient-clipping norm that is not a positive number; epochs or iterations < 1.
+    rate or gradient-clipping norm that is not a positive number, a norm above nnU-Net's 12; epochs or
+    iterations < 1.
     """
     from nnunet_lossplug.losses import DeepSupervisionLoss
 
@@ -289,6 +290,13 @@ def check_request(request: TrainerRequest, folder: Path | None = None) -> Resolv
         )
     _check_number("--lr", request.lr, 0.0)
     _check_number("--grad-clip", request.grad_clip, 0.0)
+    if request.grad_clip is not None:
+        from nnunet_lossplug.nnunet.trainer.guards import NNUNET_GRAD_CLIP
+
+        if request.grad_clip > NNUNET_GRAD_CLIP:
+            raise ScaffoldError(f"--grad-clip {request.grad_clip:g}: nnU-Net's training step clips at "
+                                f"{NNUNET_GRAD_CLIP:g} first, so a larger norm cannot be honoured; give at most "
+                                f"{NNUNET_GRAD_CLIP:g}.")
     for option, count in (("--epochs", request.epochs), ("--iterations", request.iterations_per_epoch),
                           ("--val-iterations", request.val_iterations_per_epoch)):
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):

@@ -203,6 +203,7 @@ def test_refuses_to_overwrite(tmp_path, capsys):
         ([NEW, "--loss", "DiceLoss", "--lr", "0"], r"--lr must be a finite number > 0; got 0\.0"),
         ([NEW, "--loss", "DiceLoss", "--lr", "nan"], r"--lr must be a finite number"),
         ([NEW, "--loss", "DiceLoss", "--grad-clip", "-1"], r"--grad-clip must be a finite number > 0;"),
+        ([NEW, "--loss", "DiceLoss", "--grad-clip", "20"], r"--grad-clip 20: nnU-Net's training step clips at 12"),
         ([NEW, "--loss", "DiceLoss", "--epochs", "0"], r"--epochs must be an integer >= 1; got 0"),
         ([NEW, "--loss", "DiceLoss", "--iterations", "0"], r"--iterations must be an integer >= 1; got 0"),
         ([NEW, "--loss", "DiceLoss", "--val-iterations", "-3"], r"--val-iterations must be an integer >= 1; got -3"),
