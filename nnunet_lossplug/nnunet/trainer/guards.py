@@ -9,10 +9,16 @@
 - :func:`check_class_counts`: a class with no voxel in the fold's training cases gets the paper-001 weight
   ``N / ε`` (eq. 4-5, ``ε = 1``), the largest possible, so the class-weighted Dice loss is dominated by a
   class the network never sees (``train_loss`` in the thousands); the trainer stops at start instead.
+- :func:`warn_if_defined_twice`: a trainer whose class name is defined in more than one file of nnU-Net's trainer
+  folders warns at start, naming the files and the one this run uses (nnU-Net's ``-tr NAME`` takes the first
+  it finds, so an edit to the other file silently changes nothing).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -120,3 +126,27 @@ def clip_before_step(optimizer: torch.optim.Optimizer, parameters: Callable[[], 
         torch.nn.utils.clip_grad_norm_(list(parameters()), max_norm)
 
     return optimizer.register_step_pre_hook(clip)
+
+
+def warn_if_defined_twice(trainer_class: type, log: Callable[[str], Any]) -> str | None:
+    """Warn (and ``log``) if ``trainer_class``'s name is defined in several trainer files; returns the message.
+
+    Uses :func:`nnunet_lossplug.catalogue.duplicate_trainer_names` (a scan of the files' source, nothing imported).
+    """
+    # by name, at call time: the catalogue imports the trainer room to list trainers, a static import would loop
+    catalogue = importlib.import_module("nnunet_lossplug.catalogue")
+    found = catalogue.duplicate_trainer_names().get(trainer_class.__name__)
+    if not found:
+        return None
+    try:
+        running = inspect.getsourcefile(trainer_class)
+    except TypeError:
+        running = None
+    message = (
+        f"{trainer_class.__name__} is defined in {len(found)} files of nnU-Net's trainer folders "
+        f"({', '.join(str(d) for d in found)}); this run uses {running or found[0].path}, the others are never used. "
+        f"Rename one of them (nnunet-lossplug trainers flags every name defined twice)."
+    )
+    warnings.warn(message, stacklevel=2)
+    log("WARNING: " + message)
+    return message
