@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_data import DatasetCopy, console_script, copy_dataset, enlarge_segmentations
+from fault_data import DatasetCopy, console_script, copy_dataset, enlarge_segmentations, live_processes
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds processes through /proc")]
@@ -36,35 +36,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def _session_processes(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (the test starts each command in a session of its own)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def _kill_session(sid: int) -> None:
-    for pid in _session_processes(sid):
+    for pid in live_processes("session", sid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -95,7 +68,7 @@ def _start_with_workers(copy: DatasetCopy) -> tuple[subprocess.Popen, list[int]]
                                text=True, start_new_session=True)
     deadline = time.monotonic() + 300  # start-up (imports) on a loaded machine
     while time.monotonic() < deadline and process.poll() is None:
-        workers = _children(process.pid)
+        workers = live_processes("ppid", process.pid)
         if len(workers) == 2:
             time.sleep(0.5)  # let them start on a case
             return process, workers
@@ -153,7 +126,7 @@ def test_ctrl_c_is_one_line_naming_what_was_kept_and_how_to_resume(slow_copy):
         assert len(lines) == 1 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
         assert lines[0].startswith("nnunet-lossplug precompute: interrupted"), err
         assert "kept" in lines[0] and "nnunet-lossplug precompute -d Dataset981_Signals -c 2d" in lines[0], err
-        assert not _session_processes(process.pid)
+        assert not live_processes("session", process.pid)
         rest = [line for line in _completes(slow_copy).stdout.splitlines() if "__rrw__" in line]
         assert rest and "0/8 cases computed" not in rest[0], rest  # the lock was released; the rest is computed
     finally:
@@ -191,7 +164,7 @@ def test_a_waiting_run_says_so_once_and_never_waits_on_a_holder_that_is_gone(pre
         assert waiting.poll() is None
         os.kill(holder.pid, signal.SIGKILL)  # its forked child lives on, holding every file the holder had open
         holder.wait()
-        assert _session_processes(holder.pid), "the holder's child should still run"
+        assert live_processes("session", holder.pid), "the holder's child should still run"
         try:
             out, err = waiting.communicate(timeout=120)
         except subprocess.TimeoutExpired:

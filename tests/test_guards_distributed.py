@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -33,9 +32,9 @@ class _RunningTrainer:
         self.maps = None
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE,
+    dist.init_process_group("gloo", init_method=f"file://{out_dir}/rendezvous", rank=rank, world_size=WORLD_SIZE,
                             timeout=datetime.timedelta(seconds=60))
     try:
         loss = torch.tensor(float("nan") if rank == 1 else 0.75)
@@ -50,16 +49,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_every_rank_stops_with_the_same_named_error(tmp_path: Path) -> None:
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with the gloo backend is not available")
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=WORLD_SIZE, join=True)
     outcomes = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
     assert [o["error"] for o in outcomes] == ["NonFiniteLossError"] * WORLD_SIZE, outcomes
     for rank, outcome in enumerate(outcomes):
