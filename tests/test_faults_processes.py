@@ -13,6 +13,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -160,17 +161,24 @@ def test_a_waiting_run_says_so_once_and_never_waits_on_a_holder_that_is_gone(pre
         assert holder.stdout.readline().strip() == "locked"
         waiting = subprocess.Popen(_argv(copy), env=copy.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, start_new_session=True)
-        time.sleep(8)  # imports, then the wait
-        assert waiting.poll() is None
+        stderr_lines: list[str] = []
+        reader = threading.Thread(target=lambda: stderr_lines.extend(waiting.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120  # start-up (imports) on a loaded machine, then the wait
+        while time.monotonic() < deadline and not any("lock" in line for line in stderr_lines):
+            assert waiting.poll() is None, stderr_lines
+            time.sleep(0.1)
+        assert waiting.poll() is None, stderr_lines
         os.kill(holder.pid, signal.SIGKILL)  # its forked child lives on, holding every file the holder had open
         holder.wait()
         assert live_processes("session", holder.pid), "the holder's child should still run"
         try:
-            out, err = waiting.communicate(timeout=120)
+            waiting.wait(timeout=120)
         except subprocess.TimeoutExpired:
             _kill_session(waiting.pid)
-            out, err = waiting.communicate()
-            raise AssertionError(f"the run kept waiting after the lock's holder was gone: {err!r}") from None
+            raise AssertionError(f"the run kept waiting after the lock's holder was gone: {stderr_lines}") from None
+        reader.join(timeout=10)
+        err = "".join(stderr_lines)
         assert waiting.returncode == 0, err
         said = [line for line in _message_lines(err) if "lock" in line]
         assert len(said) == 1, err
