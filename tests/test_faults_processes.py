@@ -145,10 +145,10 @@ source = PreprocessedSource.from_names(sys.argv[1], "2d")
 cache = CaseCache(source, source_codec("rrw", source))
 with file_lock(source.preprocessed_base / CACHE_DIRNAME / f".{cache.folder.name}.lock"):
     if os.fork() == 0:  # a child that inherits every open file and outlives its parent, as an orphaned worker
-        time.sleep(120)
+        time.sleep(600)  # ended by the test
         os._exit(0)
     print("locked", flush=True)
-    time.sleep(120)
+    time.sleep(600)
 """
 
 
