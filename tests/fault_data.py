@@ -73,6 +73,24 @@ def enlarge_segmentations(folder: Path, shape: tuple[int, int, int], seed: int =
         blosc2.asarray(seg, urlpath=str(path), mode="w")
 
 
+def live_processes(field: str, value: int) -> list[int]:
+    """PIDs of the live (not zombie) processes whose ``field`` of ``/proc/PID/stat`` is ``value``.
+
+    ``field``: ``ppid`` (the children of a process) or ``session`` (a command started in a session of its own).
+    """
+    index = {"ppid": 1, "session": 3}[field]  # fields after the ")" that ends the command name: state, ppid, ...
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[index]) == value and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
 def console_script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DATASET_ID, NnunetFolders
-from fault_data import as_nobody, can_run_as_nobody, console_script, copy_dataset, enlarge_segmentations
+from fault_data import (
+    as_nobody,
+    can_run_as_nobody,
+    console_script,
+    copy_dataset,
+    enlarge_segmentations,
+    live_processes,
+)
 
 from nnunet_lossplug.nnunet import CaseCache, MapCacheError, PreprocessedSource
 from nnunet_lossplug.nnunet.codecs.softmax import codec_for
@@ -128,19 +135,6 @@ def test_a_map_that_fails_at_load_names_the_case_and_the_fix_never_numpys_text(f
 
 
 # ---------------------------------------------------------------------------------------------- killed worker
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds worker processes through /proc")
 def test_a_killed_worker_ends_the_build_with_a_named_error_and_the_next_run_completes(preprocessed_dataset):
     copy = copy_dataset(preprocessed_dataset.preprocessed_folder, 994, "KilledWorker")
@@ -156,7 +150,7 @@ def test_a_killed_worker_ends_the_build_with_a_named_error_and_the_next_run_comp
         try:
             deadline = time.monotonic() + 300  # start-up (imports) on a loaded machine, not the hang being tested
             while killed is None and time.monotonic() < deadline and process.poll() is None:
-                workers = _children(process.pid)
+                workers = live_processes("ppid", process.pid)
                 if workers:
                     time.sleep(0.3)  # let it start on a case
                     os.kill(workers[0], signal.SIGKILL)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -107,3 +108,39 @@ def test_a_class_absent_from_the_training_fold_stops_the_class_weighted_trainers
             assert "np.int64" not in message[-1]
     finally:
         copy.remove()
+
+
+TWICE = '''
+from nnunet_lossplug.losses import DiceLoss
+from nnunet_lossplug.nnunet import LossPlugTrainer, LossSpec
+
+
+class ExplodingDice(DiceLoss):
+    def forward(self, logits, target):
+        return super().forward(logits, target) * float("nan")  # stops the run at its first step
+
+
+class nnUNetTrainerDefinedTwice(LossPlugTrainer):
+    """{which} definition."""
+
+    loss_spec = LossSpec(ExplodingDice, batch_dice=False)
+    epochs = 1
+    iterations_per_epoch = 2
+    val_iterations_per_epoch = 1
+'''
+
+
+def test_a_trainer_whose_name_is_defined_twice_warns_at_start(preprocessed_dataset, tmp_path):
+    first, second = tmp_path / "team_trainers", tmp_path / "my_trainers"
+    for folder, which in ((first, "The team's"), (second, "My")):
+        folder.mkdir()
+        (folder / f"{folder.name}.py").write_text(TWICE.replace("{which}", which))
+    folders = discovery.ext_trainer_value(os.pathsep.join([str(first), str(second)]))
+    env = preprocessed_dataset.folders.environ(nnUNet_n_proc_DA="0", **{discovery.ENV_VAR: folders})
+    result = _train(str(DATASET_ID), "nnUNetTrainerDefinedTwice", env)
+    output = result.stdout + result.stderr
+    assert "non-finite training loss" in output, output[-3000:]  # it ran up to its first step
+    warned = [line for line in output.splitlines() if "defined in 2 files" in line]
+    assert warned, output[-3000:]
+    assert str(first / "team_trainers.py") in warned[0] and str(second / "my_trainers.py") in warned[0], warned[0]
+    assert "this run uses" in warned[0]

@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -288,23 +290,34 @@ def test_leftover_temporary_files_are_ignored(source_2d):
     np.testing.assert_array_equal(cache.load(ids[0]), good)
 
 
-class _DiskFullError(OSError):
-    pass
+_WRITE_OVER_THE_LIMIT = """
+import sys
+import numpy as np
+from pathlib import Path
+from nnunet_lossplug.nnunet.map_cache.atomic import NoRoomError, write_npy_atomic
+try:
+    write_npy_atomic(Path(sys.argv[1]), np.zeros(64 * 1024, dtype=np.float16))  # 128 KiB
+except NoRoomError as err:
+    print(err.strerror, "|", err.filename)
+"""
 
 
-def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="sets a file-size limit in a child process (POSIX)")
+def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    """A real file-size limit (what ``ulimit -f`` sets) stops a write midway, as a full disk does."""
+    import resource
+
     target = tmp_path / "case.npy"
     write_npy_atomic(target, np.arange(6, dtype=np.float16))
     old = target.read_bytes()
 
-    def partial_save(handle, array, allow_pickle=False):
-        handle.write(b"\x93NUMPY\x01\x00")  # a few bytes, then the disk fills up
-        raise _DiskFullError("No space left on device")
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
 
-    monkeypatch.setattr(np, "save", partial_save)
-    with pytest.raises(_DiskFullError):
-        write_npy_atomic(target, np.zeros(6, dtype=np.float16))
-    monkeypatch.undo()
+    result = subprocess.run([sys.executable, "-c", _WRITE_OVER_THE_LIMIT, str(target)], capture_output=True,
+                            text=True, timeout=120, preexec_fn=limited)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("file too large") and str(target) in result.stdout, result.stdout
     assert target.read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.npy"]
 

@@ -4,13 +4,16 @@ A subcommand raises; :func:`run_subcommand` turns the errors a user causes and c
 kind that does not exist, a configuration that was not preprocessed, missing plans, a path, undeclared labels,
 a cache this user cannot write, a dying worker) into ``nnunet-lossplug COMMAND: error: MESSAGE`` on one line.
 ``--debug`` (before the subcommand) or ``NNUNET_LOSSPLUG_DEBUG=1`` lets the exception through with its
-traceback. Errors outside that set are bugs and keep their traceback.
+traceback. Errors outside that set are bugs and keep their traceback. Ctrl-C (and SIGTERM where a subcommand
+turns it into an interrupt) ends as ``nnunet-lossplug COMMAND: interrupted (SIGINT): WHAT WAS KEPT`` and the
+shell's status for the signal, 128 + its number (130 for SIGINT).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -44,3 +47,10 @@ def run_subcommand(command: str, func: Callable[[argparse.Namespace], int | None
         print(f"nnunet-lossplug {command}: error: {one_line(error)} (--debug shows the traceback)",
               file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt as interrupt:
+        signum = int(getattr(interrupt, "signum", signal.SIGINT))
+        said = one_line(interrupt) if str(interrupt) else "files are written atomically, so nothing half-written " \
+            "was kept; run the same command again to continue"
+        print(f"\nnnunet-lossplug {command}: interrupted ({signal.Signals(signum).name}): {said}",
+              file=sys.stderr, flush=True)
+        return 128 + signum

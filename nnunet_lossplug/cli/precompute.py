@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 
 from nnunet_lossplug.cli.dataset_args import add_dataset_arguments
 
@@ -37,5 +40,22 @@ def run(args: argparse.Namespace) -> int:
     source = PreprocessedSource.from_names(args.dataset, args.configuration, args.plans)
     kinds = [k.strip() for k in args.maps.split(",") if k.strip() and k.strip() != "none"]
     codecs = [None] + [source_codec(kind, source) for kind in kinds]  # statistics always
-    precompute_caches(source, codecs, num_processes=args.num_processes, force=args.force)
+    with sigterm_interrupts():
+        precompute_caches(source, codecs, num_processes=args.num_processes, force=args.force)
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill PID``, a job scheduler) ends the run like Ctrl-C: workers stopped, lock
+    released, one line saying what was kept (see :func:`nnunet_lossplug.cli.errors.run_subcommand`)."""
+    from nnunet_lossplug.nnunet.errors import BuildInterrupted
+
+    def interrupt(signum: int, _frame) -> None:
+        raise BuildInterrupted("", signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

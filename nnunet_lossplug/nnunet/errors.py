@@ -6,7 +6,8 @@ of :mod:`nnunet_lossplug.nnunet` may import it.
 
 - Dataset set-up: :class:`UnsupportedDatasetError`.
 - Maps: :class:`MapNotRectifiedError`.
-- Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`.
+- Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`;
+  :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
 - Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
 """
 
@@ -31,6 +32,17 @@ class WorkerDiedError(MapCacheError):
 
 class CacheNotWritableError(MapCacheError, PermissionError):
     """The cache is incomplete and this user cannot write its folder."""
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """A signal (SIGINT from Ctrl-C, or SIGTERM) ended a cache build; the message says what was kept.
+
+    A :class:`KeyboardInterrupt`, so code that stops on Ctrl-C still does; ``signum`` is the signal's number.
+    """
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.signum = signum
 
 
 class NonFiniteLossError(FloatingPointError):

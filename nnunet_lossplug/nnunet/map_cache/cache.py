@@ -21,7 +21,10 @@ case's map copied over it, is recomputed too. Builds hold a file lock, so two tr
 compute each case once. A worker process that dies (a signal, the out-of-memory killer) ends the build with
 :class:`WorkerDiedError` naming the case; finished cases are kept and the next run computes the rest. An
 incomplete cache in a folder this user cannot write gives :class:`CacheNotWritableError`, naming the missing
-cases and the command for someone with write access.
+cases and the command for someone with write access; a dangling symbolic link on the way to the cache folder
+is named with its missing target. Ctrl-C or SIGTERM ends a build with :class:`BuildInterrupted` (finished cases
+kept, the command that resumes); a full disk or a file-size limit with :class:`MapCacheError` naming the case and
+the file, whose partial write is removed.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from tqdm import tqdm
 
 from nnunet_lossplug.maps.regions import region_masks
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
-from nnunet_lossplug.nnunet.errors import CacheNotWritableError, MapCacheError, WorkerDiedError
-from nnunet_lossplug.nnunet.map_cache.atomic import file_lock, write_json_atomic, write_npy_atomic
+from nnunet_lossplug.nnunet.errors import BuildInterrupted, CacheNotWritableError, MapCacheError, WorkerDiedError
+from nnunet_lossplug.nnunet.map_cache.atomic import NoRoomError, file_lock, write_json_atomic, write_npy_atomic
 from nnunet_lossplug.nnunet.map_cache.integrity import file_digest, load_checked_map
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 from nnunet_lossplug.nnunet.map_cache.worker_pool import PoolWorkerDied, describe_exit, imap_unordered
@@ -108,6 +111,7 @@ class CaseCache:
         }
         name = f"{source.plans_identifier}__{source.configuration}__{self.kind_name}__{_short_hash(self.key)}"
         self.folder = source.preprocessed_base / CACHE_DIRNAME / name
+        self._finished = 0  # cases the running build has finished (for the message of an interrupted build)
 
     # ---------------------------------------------------------------- paths
     def map_path(self, identifier: str) -> Path:
@@ -184,6 +188,31 @@ class CaseCache:
         todo = list(identifiers) if force else self.invalid_cases(identifiers)
         if not todo:
             return BuildSummary(self.folder, len(identifiers), 0, time.perf_counter() - start, 0)
+        self._check_links()
+        self._finished = 0
+        try:
+            written, todo = self._build_locked(identifiers, todo, num_processes, force, progress)
+        except KeyboardInterrupt as interrupt:
+            raise BuildInterrupted(
+                f"the '{self.kind_name}' cache of {self.source.dataset_name} / {self.source.configuration} was "
+                f"interrupted after {self._finished} of {len(todo)} cases; the finished cases are kept in "
+                f"{self.folder} (nothing half-written), and this command computes the rest: "
+                f"{self.rebuild_command(force=False)}", getattr(interrupt, "signum", 2)) from None
+        return BuildSummary(self.folder, len(identifiers), len(todo), time.perf_counter() - start, written)
+
+    def _check_links(self) -> None:
+        """Stop with the missing target of a dangling symbolic link on the way to the cache folder."""
+        for path in (self.source.preprocessed_base / CACHE_DIRNAME, self.folder):
+            if path.is_symlink() and not path.exists():
+                raise MapCacheError(
+                    f"{path} is a symbolic link to {os.path.realpath(path)}, which does not exist (a scratch disk "
+                    f"not mounted, a folder removed?). Create it (mkdir -p {os.path.realpath(path)}) or remove "
+                    f"the link, then run: {self.rebuild_command(force=False)}"
+                )
+
+    def _build_locked(self, identifiers: list[str], todo: list[str], num_processes: int, force: bool,
+                      progress: bool) -> tuple[int, list[str]]:
+        """Take the build lock and compute what is still missing; returns (bytes written, cases computed)."""
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(file_lock(self.source.preprocessed_base / CACHE_DIRNAME
@@ -197,9 +226,11 @@ class CaseCache:
                 if not self._key_matches():
                     self._remove_files()
                 self.folder.mkdir(parents=True, exist_ok=True)
+                for stale in self.folder.glob(".*.tmp"):  # of a build killed mid-write: no one else builds now
+                    stale.unlink(missing_ok=True)
                 write_json_atomic(self.folder / "cache_key.json", self.key)
                 written = self._compute(todo, num_processes, progress)
-        return BuildSummary(self.folder, len(identifiers), len(todo), time.perf_counter() - start, written)
+        return written, todo
 
     def _not_writable(self, todo: list[str], total: int, err: OSError) -> CacheNotWritableError:
         shown = ", ".join(todo[:5]) + (f" and {len(todo) - 5} more" if len(todo) > 5 else "")
@@ -223,6 +254,7 @@ class CaseCache:
             if num_processes <= 1 or len(identifiers) == 1 or os.name != "posix":
                 for identifier in identifiers:
                     written += self.compute_case(identifier)
+                    self._finished += 1
                     bar.update()
             else:
                 # forked workers inherit this cache object, so users' map functions defined in trainer files
@@ -230,6 +262,7 @@ class CaseCache:
                 try:
                     for nbytes in imap_unordered(self.compute_case, identifiers, num_processes):
                         written += nbytes
+                        self._finished += 1
                         bar.update()
                 except PoolWorkerDied as died:
                     raise WorkerDiedError(
@@ -244,6 +277,16 @@ class CaseCache:
 
     def compute_case(self, identifier: str) -> int:
         """Compute and write one case; returns the bytes written."""
+        try:
+            return self._compute_case(identifier)
+        except NoRoomError as err:
+            raise MapCacheError(
+                f"Writing case {identifier} of the '{self.kind_name}' cache failed: {err.strerror} ({err.filename}); "
+                f"its partial file was removed and the finished cases are kept. Free space or raise the limit, "
+                f"then run: {self.rebuild_command(force=False)}"
+            ) from None
+
+    def _compute_case(self, identifier: str) -> int:
         seg = self.source.load_segmentation(identifier)
         labels = self.source.labels_for_maps(seg, identifier)
         counts = np.bincount(labels.ravel(), minlength=self.source.num_classes)[: self.source.num_classes]

@@ -6,14 +6,23 @@ one task at a time; the parent waits on the pipes *and* on the processes' sentin
 is seen at once, with the task it held and how it died (:class:`PoolWorkerDied`). Exceptions raised by the
 task function come back to the parent and are re-raised there. Workers are always stopped on the way out.
 
+Workers die with their parent, however it ends (SIGTERM, SIGKILL, a crash): on Linux the kernel kills them
+(``prctl(PR_SET_PDEATHSIG, SIGKILL)``), elsewhere a watcher thread sees the parent PID change. They ignore
+SIGINT (Ctrl-C is the parent's to handle) and take SIGTERM's default action.
+
 Workers are forked (POSIX), so the task function may be anything reachable from the parent, including
 users' map functions defined in trainer files that nnU-Net imported from a folder no longer on ``sys.path``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
@@ -42,8 +51,32 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
-def _serve(connection: Connection, function: Callable[[Any], Any]) -> None:
+#: ``PR_SET_PDEATHSIG`` of Linux's ``<sys/prctl.h>``: the signal a process gets when its parent ends
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this (forked) process when process ``parent`` ends: the kernel's death signal, and a watcher thread."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # the parent ended before the death signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="lossplug-parent-watch", daemon=True).start()
+
+
+def _serve(connection: Connection, function: Callable[[Any], Any], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler the parent may have installed
+    _die_with_parent(parent)
     while True:
         task = connection.recv()
         if task is None:
@@ -61,10 +94,11 @@ def imap_unordered(function: Callable[[Any], Any], tasks: Sequence[Any], process
     """Yield ``function(task)`` for every task as workers finish them; raise :class:`PoolWorkerDied` on a death."""
     ctx = multiprocessing.get_context("fork")
     workers = []
+    finished = False
     try:
         for _ in range(max(1, min(processes, len(tasks)))):
             parent_end, child_end = ctx.Pipe()
-            process = ctx.Process(target=_serve, args=(child_end, function), daemon=True)
+            process = ctx.Process(target=_serve, args=(child_end, function, os.getpid()), daemon=True)
             process.start()
             child_end.close()
             workers.append((process, parent_end))
@@ -93,8 +127,12 @@ def imap_unordered(function: Callable[[Any], Any], tasks: Sequence[Any], process
                     held[index] = queue.popleft()
                     connection.send(held[index])
                 yield value
+        finished = True
     finally:
-        for _, connection in workers:
+        for process, connection in workers:
+            if not finished:  # an error or a signal: stop at once
+                process.terminate()
+                continue
             try:
                 connection.send(None)
             except OSError:

@@ -30,7 +30,12 @@ from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.trainer.collapse_guard import CollapseGuard
 from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
-from nnunet_lossplug.nnunet.trainer.guards import check_finite_loss, check_grad_clip, clip_before_step
+from nnunet_lossplug.nnunet.trainer.guards import (
+    check_finite_loss,
+    check_grad_clip,
+    clip_before_step,
+    warn_if_defined_twice,
+)
 from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
 from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, to_device
 from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapLifeCycle
@@ -196,6 +201,8 @@ class LossPlugTrainer(nnUNetTrainer):
 
     # ------------------------------------------------------------------ start-up: hook and checks
     def on_train_start(self):
+        if self.local_rank == 0:
+            warn_if_defined_twice(type(self), self.print_to_log_file)  # nnU-Net's -tr NAME takes the first file
         if self.maps.kind is not None and self.local_rank == 0:
             self.maps.check_rectification()  # first: its verdict chooses how users' own map kinds are stored
         cache = self.maps.cache()

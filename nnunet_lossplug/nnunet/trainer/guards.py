@@ -3,14 +3,22 @@
 - :func:`check_finite_loss`: the first non-finite training loss stops the run (``NonFiniteLossError``) with
   the batch's case identifiers and what to check, instead of a run that ends with ``train_loss nan`` and a
   checkpoint full of NaN. The loss is the float32 value the loss module returns, so AMP's loss scaling
-  (whose skipped steps come from overflowing float16 *gradients*) is not affected.
+  (whose skipped steps come from overflowing float16 *gradients*) is not affected. Under DDP (``-num_gpus N``)
+  the check is a collective: each rank's verdict is all-reduced, so every rank stops with the same error, naming
+  the ranks whose loss was not finite, instead of one rank stopping while the others wait in the next all-reduce.
 - :func:`check_class_counts`: a class with no voxel in the fold's training cases gets the paper-001 weight
   ``N / ε`` (eq. 4-5, ``ε = 1``), the largest possible, so the class-weighted Dice loss is dominated by a
   class the network never sees (``train_loss`` in the thousands); the trainer stops at start instead.
+- :func:`warn_if_defined_twice`: a trainer whose class name is defined in more than one file of nnU-Net's trainer
+  folders warns at start, naming the files and the one this run uses (nnU-Net's ``-tr NAME`` takes the first
+  it finds, so an edit to the other file silently changes nothing).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,14 +33,39 @@ NNUNET_GRAD_CLIP = 12.0
 
 
 
+def non_finite_ranks(finite: bool, device: torch.device) -> list[int]:
+    """The ranks whose loss was not finite; a collective (``all_reduce``) when torch.distributed is initialised.
+
+    Every rank must call it at the same step. Without torch.distributed: ``[]`` or ``[0]``.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [] if finite else [0]
+    flags = torch.zeros(torch.distributed.get_world_size(), dtype=torch.float32, device=device)
+    flags[torch.distributed.get_rank()] = 0.0 if finite else 1.0
+    torch.distributed.all_reduce(flags)  # sum of one-hot verdicts: every rank learns every rank's verdict
+    return [int(r) for r in torch.nonzero(flags).flatten().tolist()]
+
+
 def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]) -> None:
-    """Raise :class:`NonFiniteLossError` if ``loss`` is not finite; the message names the batch's cases.
+    """Raise :class:`NonFiniteLossError` if ``loss`` is not finite on any rank; the message names the cases.
 
     ``trainer`` is the running ``LossPlugTrainer`` (epoch, learning rate and map cache are read from it).
+    Under torch.distributed every rank raises when one rank's loss is not finite (:func:`non_finite_ranks`).
     """
     value = float(loss.detach().float().cpu())
-    if np.isfinite(value):
+    bad_ranks = non_finite_ranks(bool(np.isfinite(value)), loss.device)
+    if not bad_ranks:
         return
+    where = ""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        where = (f" on rank(s) {bad_ranks} of {world} (this is rank {rank}, whose loss is {value}; every rank "
+                 f"stops)")
+        if rank not in bad_ranks:
+            raise NonFiniteLossError(
+                f"non-finite training loss{where} at epoch {trainer.current_epoch}; the run stops so that no NaN "
+                f"model is saved. The error of rank {bad_ranks[0]} names its cases and what to check."
+            )
     keys = [str(key) for key in batch.get("keys", [])]
     lr = trainer.optimizer.param_groups[0]["lr"] if getattr(trainer, "optimizer", None) is not None else None
     checks = []
@@ -45,7 +78,7 @@ def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]
                   else "the learning rate")
     checks.append("the loss's inputs (the images and labels of these cases)")
     raise NonFiniteLossError(
-        f"non-finite training loss ({value}) at epoch {trainer.current_epoch} on the batch of cases {keys}; "
+        f"non-finite training loss ({value}){where} at epoch {trainer.current_epoch} on the batch of cases {keys}; "
         f"the run stops so that no NaN model is saved. Check " + ", ".join(checks) + "."
     )
 
@@ -93,3 +126,27 @@ def clip_before_step(optimizer: torch.optim.Optimizer, parameters: Callable[[], 
         torch.nn.utils.clip_grad_norm_(list(parameters()), max_norm)
 
     return optimizer.register_step_pre_hook(clip)
+
+
+def warn_if_defined_twice(trainer_class: type, log: Callable[[str], Any]) -> str | None:
+    """Warn (and ``log``) if ``trainer_class``'s name is defined in several trainer files; returns the message.
+
+    Uses :func:`nnunet_lossplug.catalogue.duplicate_trainer_names` (a scan of the files' source, nothing imported).
+    """
+    # by name, at call time: the catalogue imports the trainer room to list trainers, a static import would loop
+    catalogue = importlib.import_module("nnunet_lossplug.catalogue")
+    found = catalogue.duplicate_trainer_names().get(trainer_class.__name__)
+    if not found:
+        return None
+    try:
+        running = inspect.getsourcefile(trainer_class)
+    except TypeError:
+        running = None
+    message = (
+        f"{trainer_class.__name__} is defined in {len(found)} files of nnU-Net's trainer folders "
+        f"({', '.join(str(d) for d in found)}); this run uses {running or found[0].path}, the others are never used. "
+        f"Rename one of them (nnunet-lossplug trainers flags every name defined twice)."
+    )
+    warnings.warn(message, stacklevel=2)
+    log("WARNING: " + message)
+    return message
