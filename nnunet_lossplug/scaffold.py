@@ -31,8 +31,8 @@ from typing import Any
 
 from torch import nn
 
-from nnunet_lossplug.catalogue import class_definitions, trainer_search_folders
 from nnunet_lossplug.discovery import ENV_VAR
+from nnunet_lossplug.trainer_sources import class_definitions, trainer_search_folders
 
 __all__ = [
     "OPTIMIZER_DEFAULT_LR",

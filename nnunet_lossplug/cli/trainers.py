@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.catalogue import duplicate_trainer_names, list_trainers, list_user_trainers
+    from nnunet_lossplug.catalogue import list_trainers, list_user_trainers
+    from nnunet_lossplug.trainer_sources import duplicate_trainer_names
 
     own = list_trainers()
     users, failures = list_user_trainers()

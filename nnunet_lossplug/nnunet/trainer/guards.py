@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from nnunet_lossplug.nnunet.errors import AbsentClassError, GradClipError, NonFiniteLossError
+from nnunet_lossplug.trainer_sources import duplicate_trainer_names
 
 #: the L2 norm nnU-Net's ``nnUNetTrainer.train_step`` clips the network's gradients at (hard-coded)
 NNUNET_GRAD_CLIP = 12.0
@@ -131,11 +131,10 @@ def clip_before_step(optimizer: torch.optim.Optimizer, parameters: Callable[[], 
 def warn_if_defined_twice(trainer_class: type, log: Callable[[str], Any]) -> str | None:
     """Warn (and ``log``) if ``trainer_class``'s name is defined in several trainer files; returns the message.
 
-    Uses :func:`nnunet_lossplug.catalogue.duplicate_trainer_names` (a scan of the files' source, nothing imported).
+    Uses :func:`nnunet_lossplug.trainer_sources.duplicate_trainer_names` (a scan of the files' source, nothing
+    imported).
     """
-    # by name, at call time: the catalogue imports the trainer room to list trainers, a static import would loop
-    catalogue = importlib.import_module("nnunet_lossplug.catalogue")
-    found = catalogue.duplicate_trainer_names().get(trainer_class.__name__)
+    found = duplicate_trainer_names().get(trainer_class.__name__)
     if not found:
         return None
     try:
