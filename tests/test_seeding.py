@@ -103,3 +103,12 @@ def test_two_seeded_runs_end_with_identical_weights_and_losses(preprocessed_data
     assert "Seed: 5 " in log_first and "Seed: 6 " in log_other
     assert _max_abs_diff(weights, other["network_weights"]) > 0.0
     assert first["logging"]["train_losses"] != other["logging"]["train_losses"]
+
+
+@pytest.mark.integration
+def test_seeded_run_with_augmentation_workers_seeds_each_worker(preprocessed_dataset, fresh_cache, tmp_path):
+    """nnUNet_n_proc_DA=2: nnU-Net's NonDetMultiThreadedAugmenter is restarted with one derived seed per worker."""
+    checkpoint, log = _train(preprocessed_dataset, tmp_path, "workers", nnUNet_n_proc_DA="2", **{SEED_ENV_VAR: "9"})
+    assert checkpoint_seed(checkpoint) == 9
+    assert f"Augmentation workers (training) restarted with seeds {worker_seeds(9, 0, 2)}" in log
+    assert f"Augmentation workers (validation) restarted with seeds {worker_seeds(9, 1, 1)}" in log

@@ -210,6 +210,7 @@ def _compare_over_seeds(settings: DemoSettings, seeds: list[int], raw: Path, env
         default[seed] = _train_predict_evaluate(DEFAULT_TRAINER, "nnU-Net's default nnUNetTrainer: Dice + CE, SGD",
                                                 settings, raw, seed_env, seed, suffix=f"_default_seed{seed}")
     print("\n" + format_seed_comparison(rrw, default, raw / "dataset.json"), flush=True)
-    print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Results: {workdir}/evaluation*_seed*.json; "
-          f"models: {workdir / 'nnUNet_results'}/seed_*", flush=True)
+    print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Results: "
+          f"{', '.join(str(path) for path in (*rrw.values(), *default.values()))}; models: "
+          f"{workdir / 'nnUNet_results'}/seed_N", flush=True)
     return 0

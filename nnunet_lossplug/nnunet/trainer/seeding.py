@@ -111,6 +111,8 @@ class TrainingSeed:
                 if isinstance(augmenter, NonDetMultiThreadedAugmenter):
                     augmenter.seeds = worker_seeds(self.seed, stream, augmenter.num_processes)
                     augmenter.restart()
+                    self.log(f"Augmentation workers ({'training' if stream == TRAINING_STREAM else 'validation'}) "
+                             f"restarted with seeds {augmenter.seeds}")
         return train, val
 
     def record(self, logger, epoch: int) -> None:
