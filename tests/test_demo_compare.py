@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nnunet_lossplug.demo.run import DemoSettings, compare_caveat, run_demo
+from nnunet_lossplug.demo.run import DEFAULT_DEMO_SEED, DemoSettings, compare_caveat, run_demo
 from nnunet_lossplug.demo.synthetic import SyntheticSpec
 
 
@@ -20,6 +20,10 @@ def test_compare_trains_the_default_trainer_too_and_prints_both_results(tmp_path
     assert (results / "nnUNetTrainer_Demo__nnUNetPlans__2d" / "fold_0" / "checkpoint_final.pth").is_file()
     log = next((results / "nnUNetTrainer_Demo__nnUNetPlans__2d" / "fold_0").glob("training_log_*.txt")).read_text()
     assert "Epoch 0" in log and "Epoch 1" not in log  # the same 1-epoch budget as the RRW run
+    rrw_log = next((results / "nnUNetTrainerRRW_Demo__nnUNetPlans__2d" / "fold_0").glob("training_log_*.txt"))
+    for text in (log, rrw_log.read_text()):  # the demo's seed reached both trainings
+        assert f"Seed: {DEFAULT_DEMO_SEED} (Python, NumPy, torch" in text
+    assert f"seed {DEFAULT_DEMO_SEED} (--seed N to change" in out
 
     table = out[out.index("=== side by side"):]
     rows = {line.split("  ")[0]: line for line in table.splitlines() if line.startswith(("RRW", "default"))}
@@ -29,4 +33,4 @@ def test_compare_trains_the_default_trainer_too_and_prints_both_results(tmp_path
         for label in ("1", "2", "3"):
             dice = classes[label]["dice"]["mean"]
             assert f"{dice:.3f} ± " in rows[name]
-    assert "HD95" in table and compare_caveat(2) in out and out.count("held-out cases and one training run") == 1
+    assert "HD95" in table and compare_caveat(2) in out and out.count("one run proves nothing") == 1

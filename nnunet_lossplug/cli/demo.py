@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from nnunet_lossplug.demo.run import DEFAULT_DEMO_SEED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,13 +27,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
     parser.add_argument("--iterations", type=int, default=20, help="iterations per epoch (default: 20)")
     parser.add_argument("--compare", action="store_true",
-                        help="also train nnU-Net's default nnUNetTrainer on the same data and budget and print "
+                        help="also train nnU-Net's default nnUNetTrainer on the same data, budget and seed and print "
                              "both evaluation tables side by side (Dice, HD, HD95 per class)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED,
+                        help=f"seed of the training (NNUNET_LOSSPLUG_SEED; augmentation in the training process), "
+                             f"so a rerun gives the same numbers (default: {DEFAULT_DEMO_SEED})")
+    parser.add_argument("--seeds", type=int, default=1, metavar="K",
+                        help="with --compare: train both trainers on K seeds (--seed, --seed + 1, ...), paired by "
+                             "seed, and print mean ± sd per class and metric with a paired permutation test "
+                             "(default: 1, a single run, which proves nothing)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_lossplug.demo.run import DemoSettings, run_demo
 
+    if args.seeds < 1 or not 0 <= args.seed < 2**32 - args.seeds:
+        print(f"nnunet-lossplug demo: --seed {args.seed} --seeds {args.seeds}: give a seed from 0 to 2**32 - K "
+              f"and K >= 1.", file=sys.stderr)
+        return 2
+    if args.seeds > 1 and not args.compare:
+        print("nnunet-lossplug demo: --seeds K needs --compare (a single trainer's demo uses --seed).",
+              file=sys.stderr)
+        return 2
     return run_demo(DemoSettings(args.workdir, epochs=args.epochs, iterations_per_epoch=args.iterations,
-                                 compare=args.compare))
+                                 compare=args.compare, seed=args.seed, seeds=args.seeds))

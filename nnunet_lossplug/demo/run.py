@@ -18,6 +18,8 @@ from pathlib import Path
 from nnunet_lossplug import discovery
 from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset
 
+DEFAULT_DEMO_SEED = 3
+
 DEMO_DATASET_ID = 990
 DEMO_DATASET = f"Dataset{DEMO_DATASET_ID:03d}_LossPlugDemo"
 DEMO_TRAINER = "nnUNetTrainerRRW_Demo"
@@ -43,14 +45,16 @@ class {name}(trainer_class("nnUNetTrainerRRW")):
 DEFAULT_TRAINER_FILE = '''"""nnU-Net's nnUNetTrainer on the demo's schedule (written by nnunet-lossplug demo --compare).
 
 Loss (Dice + CE), optimiser (SGD, lr 1e-2) and everything else are nnU-Net's; only the number of epochs and
-iterations is the demo's, so both trainers get the same data and the same budget.
+iterations is the demo's, so both trainers get the same data, the same budget and the same seed.
 """
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
 
-class {name}(nnUNetTrainer):
+
+class {name}(SeededTraining, nnUNetTrainer):  # SeededTraining: seeded by NNUNET_LOSSPLUG_SEED, like the RRW run
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = {epochs}
@@ -61,10 +65,10 @@ class {name}(nnUNetTrainer):
 
 
 def compare_caveat(num_cases: int) -> str:
-    """What a --compare table can and cannot say."""
-    return (f"{num_cases} held-out cases and one training run per trainer: this shows what the loss changes on "
-            f"this data, it does not prove that one is better (paper 002 compares many runs with a paired "
-            f"permutation test; experiments/nnunet_convergence.py repeats trainings over seeds).")
+    """What a --compare table of one seed can and cannot say."""
+    return (f"{num_cases} held-out cases and one training run per trainer: one run proves nothing. This shows what "
+            f"the loss changes on this data and seed, not that one trainer is better; run --compare --seeds 6 "
+            f"(or more) for a paired permutation test over seeds.")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,11 @@ class DemoSettings:
     iterations_per_epoch: int = 20
     spec: SyntheticSpec = SyntheticSpec()
     compare: bool = False
+    seed: int = DEFAULT_DEMO_SEED
+    seeds: int = 1  # --compare: trainings per trainer, on seeds seed, seed + 1, ...
+
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
 
 
 def _environment(settings: DemoSettings, trainer_folder: Path) -> dict[str, str]:
@@ -102,13 +111,23 @@ def _run(step: str, command: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
+def training_environment(env: dict[str, str], seed: int) -> dict[str, str]:
+    """The training command's environment: the seed, and augmentation in the training process
+    (``nnUNet_n_proc_DA=0``), without which nnU-Net's augmenter hands out batches in arrival order."""
+    from nnunet_lossplug.nnunet.trainer.seeding import SEED_ENV_VAR  # imports torch: only when training
+
+    return {**env, SEED_ENV_VAR: str(seed), "nnUNet_n_proc_DA": "0"}
+
+
 def _train_predict_evaluate(trainer: str, description: str, settings: DemoSettings, raw: Path,
-                            env: dict[str, str], suffix: str = "") -> Path:
-    """Train ``trainer`` on fold 0, predict the held-out cases and evaluate them; returns the result JSON."""
+                            env: dict[str, str], seed: int, suffix: str = "") -> Path:
+    """Train ``trainer`` on fold 0 with ``seed``, predict the held-out cases and evaluate them; returns the
+    result JSON."""
     workdir = settings.workdir.resolve()
     _run(f"training {trainer} ({description}, {settings.epochs} epochs x {settings.iterations_per_epoch} "
-         f"iterations) on CPU", ["nnUNetv2_train", str(DEMO_DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu"],
-         env)
+         f"iterations, seed {seed}) on CPU",
+         ["nnUNetv2_train", str(DEMO_DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu"],
+         training_environment(env, seed))
     predictions = workdir / f"predictions{suffix}"
     _run(f"prediction of the held-out cases ({trainer})",
          ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", str(DEMO_DATASET_ID),
@@ -134,7 +153,11 @@ def side_by_side(results: list[tuple[str, Path]], dataset_json: Path) -> str:
 def run_demo(settings: DemoSettings) -> int:
     """Run the whole pipeline in ``settings.workdir``; returns an exit code."""
     workdir = settings.workdir.resolve()
-    print(f"nnunet-lossplug demo: writing everything under {workdir}", flush=True)
+    if settings.seeds < 1:
+        raise ValueError(f"--seeds {settings.seeds}: give at least 1 seed.")
+    seeds = settings.seed_list() if settings.compare else [settings.seed]
+    print(f"nnunet-lossplug demo: writing everything under {workdir}; seed{'s' if len(seeds) > 1 else ''} "
+          f"{', '.join(map(str, seeds))} (--seed N to change; the same seed gives the same numbers)", flush=True)
     trainer_folder = workdir / "trainers"
     trainer_folder.mkdir(parents=True, exist_ok=True)
     (trainer_folder / "demo_trainer.py").write_text(DEMO_TRAINER_FILE.format(
@@ -143,8 +166,8 @@ def run_demo(settings: DemoSettings) -> int:
         name=DEFAULT_TRAINER, epochs=settings.epochs, iterations=settings.iterations_per_epoch))
     # a second run starts from scratch rather than mixing with the first one's results
     shutil.rmtree(workdir / "nnUNet_results" / DEMO_DATASET, ignore_errors=True)
-    for old in ("predictions", "predictions_default"):
-        shutil.rmtree(workdir / old, ignore_errors=True)
+    for old in (*workdir.glob("predictions*"), *workdir.glob("nnUNet_results/seed_*")):
+        shutil.rmtree(old, ignore_errors=True)
     env = _environment(settings, trainer_folder)
     raw = write_synthetic_dataset(workdir / "nnUNet_raw", DEMO_DATASET_ID, "LossPlugDemo", settings.spec)
     print(f"wrote {settings.spec.num_training} training and {settings.spec.num_test} test cases, shape "
@@ -156,10 +179,12 @@ def run_demo(settings: DemoSettings) -> int:
           "--verify_dataset_integrity"], env)
     _run("RRW maps and class statistics (the plugin's preprocessing hook)",
          ["nnunet-lossplug", "precompute", "-d", str(DEMO_DATASET_ID), "-c", "2d", "--maps", "rrw"], env)
-    result = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, env)
+    if len(seeds) > 1:
+        return _compare_over_seeds(settings, seeds, raw, env, total)
+    result = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, env, settings.seed)
     if settings.compare:
         default = _train_predict_evaluate(DEFAULT_TRAINER, "nnU-Net's default nnUNetTrainer: Dice + CE, SGD",
-                                          settings, raw, env, suffix="_default")
+                                          settings, raw, env, settings.seed, suffix="_default")
         print("\n=== side by side: per class, mean ± sd over the held-out cases (HD, HD95 in mm)\n", flush=True)
         print(side_by_side([("RRW (nnUNetTrainerRRW)", result), ("default (nnUNetTrainer)", default)],
                            raw / "dataset.json"))
@@ -167,4 +192,25 @@ def run_demo(settings: DemoSettings) -> int:
     print(f"\nDemo finished in {time.perf_counter() - total:.0f} s. Results: {result}"
           + (f" and {workdir / 'evaluation_default.json'}" if settings.compare else "")
           + f"; models: {workdir / 'nnUNet_results' / DEMO_DATASET}", flush=True)
+    return 0
+
+
+def _compare_over_seeds(settings: DemoSettings, seeds: list[int], raw: Path, env: dict[str, str],
+                        started: float) -> int:
+    """Both trainers on every seed (models under nnUNet_results/seed_N), then the paired report over seeds."""
+    from nnunet_lossplug.demo.seed_comparison import format_seed_comparison
+
+    workdir = settings.workdir.resolve()
+    rrw: dict[int, Path] = {}
+    default: dict[int, Path] = {}
+    for seed in seeds:
+        seed_env = {**env, "nnUNet_results": str(workdir / "nnUNet_results" / f"seed_{seed}")}
+        rrw[seed] = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, seed_env, seed,
+                                            suffix=f"_seed{seed}")
+        default[seed] = _train_predict_evaluate(DEFAULT_TRAINER, "nnU-Net's default nnUNetTrainer: Dice + CE, SGD",
+                                                settings, raw, seed_env, seed, suffix=f"_default_seed{seed}")
+    print("\n" + format_seed_comparison(rrw, default, raw / "dataset.json"), flush=True)
+    print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Results: "
+          f"{', '.join(str(path) for path in (*rrw.values(), *default.values()))}; models: "
+          f"{workdir / 'nnUNet_results'}/seed_N", flush=True)
     return 0

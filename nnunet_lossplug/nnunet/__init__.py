@@ -26,6 +26,7 @@ from nnunet_lossplug.nnunet.errors import (
 )
 from nnunet_lossplug.nnunet.map_cache import CaseCache, PreprocessedSource, precompute_caches
 from nnunet_lossplug.nnunet.trainer import (
+    SEED_ENV_VAR,
     LossPlugTrainer,
     LossSpec,
     OptimizerSpec,
@@ -34,12 +35,14 @@ from nnunet_lossplug.nnunet.trainer import (
     StepDecay,
     TrainingSetClassWeights,
     adam,
+    checkpoint_seed,
     network_ds_scales,
     network_from_plans,
     sgd,
 )
 
 __all__ = [
+    "SEED_ENV_VAR",
     "AbsentClassError",
     "CacheNotWritableError",
     "CaseCache",
@@ -57,6 +60,7 @@ __all__ = [
     "UnsupportedDatasetError",
     "WorkerDiedError",
     "adam",
+    "checkpoint_seed",
     "network_ds_scales",
     "network_from_plans",
     "precompute_caches",

@@ -6,6 +6,7 @@
 - :mod:`.map_life_cycle`: the map's kind, codec, cache, transport and rectification check, each built once.
 - :mod:`.loss`: the trainer's ``self.loss``; decodes the batch's maps on the device and checks the value.
 - :mod:`.ds_weights`: trainable deep-supervision weights: logged, plotted, restored.
+- :mod:`.seeding`: ``NNUNET_LOSSPLUG_SEED`` / the ``seed`` declaration: process and worker seeds, logged, saved.
 - Declarations: :mod:`.specs` (loss, optimiser, class weights), :mod:`.schedules`, :mod:`.networks`.
 - Guards: :mod:`.guards` (non-finite loss, absent class, gradient clipping), :mod:`.collapse_guard`,
   :mod:`.label_setup` (regions and ignore labels, SPEC §4).
@@ -17,7 +18,9 @@ This room may import every other room of :mod:`nnunet_lossplug.nnunet`, :mod:`nn
 from nnunet_lossplug.nnunet.trainer.base import LossPlugTrainer
 from nnunet_lossplug.nnunet.trainer.networks import network_ds_scales, network_from_plans
 from nnunet_lossplug.nnunet.trainer.schedules import PlateauHalving, PolySchedule, StepDecay
+from nnunet_lossplug.nnunet.trainer.seeding import SEED_ENV_VAR, checkpoint_seed
 from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec, TrainingSetClassWeights, adam, sgd
 
-__all__ = ["LossPlugTrainer", "LossSpec", "OptimizerSpec", "PlateauHalving", "PolySchedule", "StepDecay",
-           "TrainingSetClassWeights", "adam", "network_ds_scales", "network_from_plans", "sgd"]
+__all__ = ["SEED_ENV_VAR", "LossPlugTrainer", "LossSpec", "OptimizerSpec", "PlateauHalving", "PolySchedule",
+           "StepDecay", "TrainingSetClassWeights", "adam", "checkpoint_seed", "network_ds_scales", "network_from_plans",
+           "sgd"]

@@ -40,11 +40,15 @@ from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
 from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, to_device
 from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapLifeCycle
 from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
+from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
 from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec
 
 
-class LossPlugTrainer(nnUNetTrainer):
-    """Base class of the plugin's trainers; subclasses declare (the class attributes below), this class wires."""
+class LossPlugTrainer(SeededTraining, nnUNetTrainer):
+    """Base class of the plugin's trainers; subclasses declare (the class attributes below), this class wires.
+
+    ``seed`` (None: unseeded; ``NNUNET_LOSSPLUG_SEED`` overrides it) is :class:`~.seeding.SeededTraining`'s.
+    """
 
     #: :class:`LossSpec` of the per-resolution loss (required)
     loss_spec: ClassVar[LossSpec | None] = None
