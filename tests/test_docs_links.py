@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from project_documents import project_documents
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = sorted(p for p in REPO.rglob("*.md") if ".git" not in p.parts and "build" not in p.parts)
+DOCUMENTS = project_documents()
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.M)
 

@@ -10,11 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from project_documents import project_documents
 
 from nnunet_lossplug.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = sorted(p for p in REPO.rglob("*.md") if ".git" not in p.parts and "build" not in p.parts)
+DOCUMENTS = project_documents()
 PROGRAM = "nnunet-lossplug"
 FENCE = re.compile(r"^```.*?$(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"(?<!`)`(nnunet-lossplug[^`]*)`(?!`)")
