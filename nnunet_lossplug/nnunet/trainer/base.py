@@ -39,6 +39,7 @@ from nnunet_lossplug.nnunet.trainer.guards import (
 from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
 from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, to_device
 from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapLifeCycle
+from nnunet_lossplug.nnunet.trainer.networks import check_pretrained_weights_of_command_line
 from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
 from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
 from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec
@@ -204,6 +205,11 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
         return optimizer, scheduler
 
     # ------------------------------------------------------------------ start-up: hook and checks
+    def initialize(self):
+        super().initialize()
+        # nnU-Net's run_training loads -pretrained_weights right after this; a network mismatch stops here in one line
+        check_pretrained_weights_of_command_line(self.network, type(self).__name__, self.configuration_name)
+
     def on_train_start(self):
         if self.local_rank == 0:
             warn_if_defined_twice(type(self), self.print_to_log_file)  # nnU-Net's -tr NAME takes the first file
