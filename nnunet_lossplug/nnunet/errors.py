@@ -9,7 +9,7 @@ of :mod:`nnunet_lossplug.nnunet` may import it.
 - Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`;
   :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
 - Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
-- Fine-tuning: :class:`PretrainedWeightsError`.
+- Fine-tuning: :class:`PretrainedWeightsError`; the cascade: :class:`PreviousStageMissingError`.
 """
 
 from __future__ import annotations
@@ -60,3 +60,7 @@ class GradClipError(ValueError):
 
 class PretrainedWeightsError(ValueError):
     """A ``-pretrained_weights`` checkpoint whose network does not match the trainer's (or that cannot be read)."""
+
+
+class PreviousStageMissingError(FileNotFoundError):
+    """``3d_cascade_fullres`` started without the previous stage's predictions for some training cases."""
