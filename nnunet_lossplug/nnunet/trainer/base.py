@@ -224,9 +224,9 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
             previous = self.configuration_manager.previous_stage_name
             raise PreviousStageMissingError(
                 f"{self.configuration_name} needs the {previous} stage's predictions of every case in {folder}; "
-                f"{len(missing)} are missing (e.g. {missing[0]}). Train {previous} first (all folds, or fold all: "
-                f"nnUNetv2_train {self.plans_manager.dataset_name} {previous} all -tr {type(self).__name__}); its "
-                f"final validation writes them."
+                f"{len(missing)} are missing (e.g. {missing[0]}). Train {previous} with the same trainer first (all "
+                f"folds, or fold all: nnUNetv2_train {self.plans_manager.dataset_name} {previous} all -tr "
+                f"{type(self).__name__}); its final validation writes them."
             )
 
     def on_train_start(self):

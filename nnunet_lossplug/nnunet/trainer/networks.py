@@ -50,9 +50,15 @@ def pretrained_weights_argument(argv: Sequence[str] | None = None) -> str | None
 
     nnU-Net's ``run_training`` hands the file only to its ``load_pretrained_weights``, right after the trainer's
     ``initialize``; the command line is the one place the trainer sees it first (``mp.spawn`` hands it to
-    every DDP rank). With ``--c`` or ``--val`` nnU-Net ignores or refuses the option itself.
+    every DDP rank). With ``--c`` or ``--val`` nnU-Net ignores or refuses the option itself. Only nnU-Net's
+    training entry points (``nnUNetv2_train``, ``run_training.py``) are read: another program's option of that
+    name is not nnU-Net's.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv if argv is None else argv)
+    program = os.path.basename(argv[0]) if argv else ""
+    if not (program.startswith("nnUNetv2_train") or program.startswith("run_training")):
+        return None
+    args = argv[1:]
     if "--c" in args or "--val" in args:
         return None
     for i, arg in enumerate(args):
