@@ -11,8 +11,8 @@ without test-time mirroring (8 passes per 3D tile would cost minutes on a CPU).
 
 The module fixture runs the chain once: plan and preprocess; ``3d_lowres`` fold ``all`` (its final validation
 writes nnU-Net's ``predicted_next_stage`` for every case); ``3d_cascade_fullres`` fold 0, killed in its second
-epoch and continued with ``--c --npz``. The tests check each stage, then reuse the models for the cascade's
-loader, ``--val_best``, fine-tuning, ``nnUNetv2_find_best_configuration`` and ``nnUNetv2_ensemble``.
+epoch and continued with ``--c --npz --val_best``. The tests check each stage, then reuse the models for the cascade's
+loader, fine-tuning, ``nnUNetv2_find_best_configuration`` and ``nnUNetv2_ensemble``.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class Chain:
     def predict(self, configuration: str, fold: str, out: Path, *extra: str) -> Path:
         run_cli(["nnUNetv2_predict", "-i", str(self.raw / "imagesTs"), "-o", str(out), "-d", str(DATASET_ID), "-c",
                  configuration, "-f", fold, "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
-                 "--disable_tta", *extra], self.env)
+                 "--disable_tta", "-step_size", "1", *extra], self.env)
         return out
 
 
@@ -216,12 +216,13 @@ def test_3d_lowres_maps_at_the_lowres_spacing_train_and_predict(chain):
 
 
 # ---------------------------------------------------------------------------------------------- cascade
-def test_cascade_killed_then_continued_with_c_and_predicted_on_the_lowres_stage(chain):
+def test_cascade_killed_then_continued_with_c_val_best_npz_and_predicted_on_the_lowres_stage(chain):
     fold = chain.fold("3d_cascade_fullres")
     assert "Epoch 1" in chain.kill_log
     assert (fold / "checkpoint_final.pth").exists() is False
     assert (fold / "checkpoint_latest.pth").is_file()
-    chain.train("3d_cascade_fullres", "0", "--c", "--npz")
+    result = chain.train("3d_cascade_fullres", "0", "--c", "--npz", "--val_best")  # validates checkpoint_best
+    assert "Mean Validation Dice" in result.stdout and (fold / "checkpoint_best.pth").is_file()
     final = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert final["current_epoch"] == 2  # epoch 0 from the killed run, epoch 1 after --c
     logs = sorted(fold.glob("training_log_*.txt"))
@@ -233,15 +234,6 @@ def test_cascade_killed_then_continued_with_c_and_predicted_on_the_lowres_stage(
     out = chain.predict("3d_cascade_fullres", "0", chain.tmp / "pred_cascade", "-prev_stage_predictions",
                         str(chain.tmp / "pred_lowres"), "--save_probabilities")
     _check_prediction(out, chain)
-
-
-def test_val_best_reruns_the_cascade_validation_from_the_best_checkpoint(chain):
-    fold = chain.fold("3d_cascade_fullres")
-    summary = fold / "validation" / "summary.json"
-    summary.unlink()
-    result = chain.train("3d_cascade_fullres", "0", "--val", "--val_best", "--npz")
-    assert (fold / "checkpoint_best.pth").is_file() and summary.is_file()
-    assert "Mean Validation Dice" in result.stdout
 
 
 def _cascade_trainer(chain: Chain, kind: MapKind | None):
