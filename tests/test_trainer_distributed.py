@@ -18,7 +18,6 @@ gradient, so DDP's gradient averaging reproduces single-process training.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +84,10 @@ def _loss_and_grads(trainer, target, outputs, local: slice) -> tuple[torch.Tenso
     return value.detach(), [xi.grad for xi in x]
 
 
-def _worker(rank: int, port: int, preprocessed: str, out_dir: str) -> None:
+def _worker(rank: int, preprocessed: str, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
+    store = f"file://{os.path.join(out_dir, 'rendezvous')}"  # a file rendezvous: no port to find
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=WORLD_SIZE)
     try:
         local = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
         results = {}
@@ -101,18 +101,12 @@ def _worker(rank: int, port: int, preprocessed: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(preprocessed_dataset, tmp_path_factory) -> list[dict]:
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with the gloo backend is not available")
     out_dir = tmp_path_factory.mktemp("trainer_ddp")
-    mp.spawn(_worker, args=(_free_port(), str(preprocessed_dataset.preprocessed_folder), str(out_dir)),
+    mp.spawn(_worker, args=(str(preprocessed_dataset.preprocessed_folder), str(out_dir)),
              nprocs=WORLD_SIZE, join=True)
     return [torch.load(Path(out_dir) / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
 
