@@ -9,6 +9,7 @@ of :mod:`nnunet_lossplug.nnunet` may import it.
 - Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`;
   :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
 - Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
+- Fine-tuning: :class:`PretrainedWeightsError`; the cascade: :class:`PreviousStageMissingError`.
 """
 
 from __future__ import annotations
@@ -55,3 +56,11 @@ class AbsentClassError(ValueError):
 
 class GradClipError(ValueError):
     """A declared gradient-clipping norm that nnU-Net's training step cannot honour."""
+
+
+class PretrainedWeightsError(ValueError):
+    """A ``-pretrained_weights`` checkpoint whose network does not match the trainer's (or that cannot be read)."""
+
+
+class PreviousStageMissingError(FileNotFoundError):
+    """``3d_cascade_fullres`` started without the previous stage's predictions for some training cases."""

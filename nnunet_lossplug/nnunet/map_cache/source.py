@@ -89,9 +89,14 @@ class PreprocessedSource:
 
     @cached_property
     def plans_fingerprint(self) -> str:
-        """Hash of everything in the plans that changes the preprocessed segmentations and spacings."""
+        """Hash of everything in the plans that changes the preprocessed segmentations and spacings.
+
+        The configuration is taken with nnU-Net's inheritance resolved (``3d_cascade_fullres`` inherits the
+        spacing of ``3d_fullres``), so a changed parent changes the key; a configuration without a parent
+        hashes as before.
+        """
         relevant = {
-            "configuration": self.plans["configurations"][self.configuration],
+            "configuration": self.configuration_manager.configuration,
             "transpose_forward": self.plans.get("transpose_forward"),
             "labels": self.dataset_json.get("labels"),
         }
