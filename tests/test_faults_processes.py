@@ -65,16 +65,27 @@ def _argv(copy: DatasetCopy, maps: str = "rrw", processes: int = 2) -> list[str]
 
 
 def _start_with_workers(copy: DatasetCopy) -> tuple[subprocess.Popen, list[int]]:
+    """Start a build and stop (SIGSTOP) its two workers as soon as they exist, so that a signal sent next surely
+    arrives mid-build however fast the machine is (8 cases take about a second on 2 quiet cores); the caller
+    continues them (SIGCONT) after sending its signal."""
     process = subprocess.Popen(_argv(copy), env=copy.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     deadline = time.monotonic() + 300  # start-up (imports) on a loaded machine
     while time.monotonic() < deadline and process.poll() is None:
         workers = live_processes("ppid", process.pid)
         if len(workers) == 2:
-            time.sleep(0.5)  # let them start on a case
+            _signal_all(workers, signal.SIGSTOP)
             return process, workers
-        time.sleep(0.02)
+        time.sleep(0.01)
     raise AssertionError(f"no 2 worker processes were seen: {process.communicate()}")
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def _gone_within(pids: list[int], seconds: float) -> list[int]:
@@ -104,6 +115,7 @@ def test_workers_die_with_their_parent_and_the_next_run_does_not_wait(slow_copy,
     process, workers = _start_with_workers(slow_copy)
     try:
         os.kill(process.pid, signum)  # `kill PID`, subprocess.terminate(), a job scheduler; or kill -9
+        _signal_all(workers, signal.SIGCONT)
         process.wait(timeout=30)  # not communicate(): orphaned workers would hold its pipes open
         assert process.returncode in (-signum, 128 + signum), process.returncode
         left = _gone_within(workers, 10)
@@ -119,6 +131,7 @@ def test_ctrl_c_is_one_line_naming_what_was_kept_and_how_to_resume(slow_copy):
     process, workers = _start_with_workers(slow_copy)
     try:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        _signal_all(workers, signal.SIGCONT)
         process.wait(timeout=60)
         assert not _gone_within(workers, 10), "a worker outlived the interrupted run"
         out, err = process.communicate(timeout=10)
