@@ -26,7 +26,6 @@ from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
 from nnunet_lossplug.maps import get_map_kind
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
-from nnunet_lossplug.nnunet.errors import PreviousStageMissingError
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource, check_label_setup
 from nnunet_lossplug.nnunet.trainer.collapse_guard import CollapseGuard
@@ -34,6 +33,7 @@ from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
 from nnunet_lossplug.nnunet.trainer.guards import (
     check_finite_loss,
     check_grad_clip,
+    check_previous_stage,
     clip_before_step,
     warn_if_defined_twice,
 )
@@ -211,26 +211,8 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
         # nnU-Net's run_training loads -pretrained_weights right after this; a network mismatch stops here in one line
         check_pretrained_weights_of_command_line(self.network, type(self).__name__, self.configuration_name)
 
-    def _check_previous_stage(self) -> None:
-        """The cascade's second stage reads the first stage's predictions of every case of the fold (nnU-Net's
-        loader would fail on the first missing one, in an augmentation worker): refuse at start, in one line."""
-        folder = self.folder_with_segs_from_previous_stage
-        if not self.is_cascaded or folder is None:
-            return
-        found = {p.name.split(".")[0] for p in Path(folder).glob("*")} if Path(folder).is_dir() else set()
-        training, validation = self.do_split()
-        missing = sorted((set(training) | set(validation)) - found)
-        if missing:
-            previous = self.configuration_manager.previous_stage_name
-            raise PreviousStageMissingError(
-                f"{self.configuration_name} needs the {previous} stage's predictions of every case in {folder}; "
-                f"{len(missing)} are missing (e.g. {missing[0]}). Train {previous} with the same trainer first (all "
-                f"folds, or fold all: nnUNetv2_train {self.plans_manager.dataset_name} {previous} all -tr "
-                f"{type(self).__name__}); its final validation writes them."
-            )
-
     def on_train_start(self):
-        self._check_previous_stage()
+        check_previous_stage(self)
         if self.local_rank == 0:
             warn_if_defined_twice(type(self), self.print_to_log_file)  # nnU-Net's -tr NAME takes the first file
         if self.maps.kind is not None and self.local_rank == 0:

@@ -19,12 +19,18 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from nnunet_lossplug.nnunet.errors import AbsentClassError, GradClipError, NonFiniteLossError
+from nnunet_lossplug.nnunet.errors import (
+    AbsentClassError,
+    GradClipError,
+    NonFiniteLossError,
+    PreviousStageMissingError,
+)
 from nnunet_lossplug.trainer_sources import duplicate_trainer_names
 
 #: the L2 norm nnU-Net's ``nnUNetTrainer.train_step`` clips the network's gradients at (hard-coded)
@@ -149,3 +155,22 @@ def warn_if_defined_twice(trainer_class: type, log: Callable[[str], Any]) -> str
     warnings.warn(message, stacklevel=2)
     log("WARNING: " + message)
     return message
+
+
+def check_previous_stage(trainer: Any) -> None:
+    """The cascade's second stage reads the first stage's predictions of every case of the fold (nnU-Net's
+    loader would fail on the first missing one, in an augmentation worker): refuse at start, in one line."""
+    folder = trainer.folder_with_segs_from_previous_stage
+    if not trainer.is_cascaded or folder is None:
+        return
+    found = {p.name.split(".")[0] for p in Path(folder).glob("*")} if Path(folder).is_dir() else set()
+    training, validation = trainer.do_split()
+    missing = sorted((set(training) | set(validation)) - found)
+    if missing:
+        previous = trainer.configuration_manager.previous_stage_name
+        raise PreviousStageMissingError(
+            f"{trainer.configuration_name} needs the {previous} stage's predictions of every case in {folder}; "
+            f"{len(missing)} are missing (e.g. {missing[0]}). Train {previous} with the same trainer first (all "
+            f"folds, or fold all: nnUNetv2_train {trainer.plans_manager.dataset_name} {previous} all -tr "
+            f"{type(trainer).__name__}); its final validation writes them."
+        )
