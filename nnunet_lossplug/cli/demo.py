@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nnunet_lossplug.demo.run import DEFAULT_DEMO_SEED
+from nnunet_lossplug.demo.run import DEFAULT_DEMO_SEED, DEMO_SCHEDULE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--workdir", type=Path, default=Path("nnunet_lossplug_demo"),
                         help="folder for nnU-Net's raw, preprocessed and results folders (default: "
                              "./nnunet_lossplug_demo)")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
-    parser.add_argument("--iterations", type=int, default=20, help="iterations per epoch (default: 20)")
+    parser.add_argument("--epochs", type=int, default=DEMO_SCHEDULE.epochs,
+                        help=f"training epochs (default: {DEMO_SCHEDULE.epochs})")
+    parser.add_argument("--iterations", type=int, default=DEMO_SCHEDULE.iterations_per_epoch,
+                        help=f"iterations per epoch (default: {DEMO_SCHEDULE.iterations_per_epoch})")
     parser.add_argument("--compare", action="store_true",
                         help="also train nnU-Net's default nnUNetTrainer on the same data, budget and seed and print "
                              "both evaluation tables side by side (Dice, HD, HD95 per class)")

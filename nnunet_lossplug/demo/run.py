@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_lossplug import discovery
+from nnunet_lossplug.demo.short_schedule import ShortSchedule, write_short_schedule_trainer
 from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset
 
 DEFAULT_DEMO_SEED = 3
@@ -24,44 +25,16 @@ DEMO_DATASET_ID = 990
 DEMO_DATASET = f"Dataset{DEMO_DATASET_ID:03d}_LossPlugDemo"
 DEMO_TRAINER = "nnUNetTrainerRRW_Demo"
 DEFAULT_TRAINER = "nnUNetTrainer_Demo"
+WRITER = "nnunet-lossplug demo"
 
-DEMO_TRAINER_FILE = '''"""The demo's trainer (written by nnunet-lossplug demo): nnUNetTrainerRRW, CPU-sized schedule.
-
-Loss, RRW maps, deep supervision and everything else are nnUNetTrainerRRW's; only the schedule is shorter, and
-the initial learning rate is 1e-3 instead of the paper's 1e-4 so that a few minutes of training show results.
-"""
-
-from nnunet_lossplug.catalogue import trainer_class
-from nnunet_lossplug.nnunet import adam
-
-
-class {name}(trainer_class("nnUNetTrainerRRW")):
-    epochs = {epochs}
-    iterations_per_epoch = {iterations}
-    val_iterations_per_epoch = 4
-    optimizer_spec = adam(lr=1e-3)
-'''
-
-DEFAULT_TRAINER_FILE = '''"""nnU-Net's nnUNetTrainer on the demo's schedule (written by nnunet-lossplug demo --compare).
-
-Loss (Dice + CE), optimiser (SGD, lr 1e-2) and everything else are nnU-Net's; only the number of epochs and
-iterations is the demo's, so both trainers get the same data, the same budget and the same seed.
-"""
-
-import torch
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
-
-
-class {name}(SeededTraining, nnUNetTrainer):  # SeededTraining: seeded by NNUNET_LOSSPLUG_SEED, like the RRW run
-    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = {epochs}
-        self.num_iterations_per_epoch = {iterations}
-        self.num_val_iterations_per_epoch = 4
-'''
-
+#: the demo's schedule: nnUNetTrainerRRW's everything, with a budget a CPU runs in minutes (README "Reproducibility")
+DEMO_SCHEDULE = ShortSchedule(epochs=6, iterations_per_epoch=20, adam_lr=1e-3)
+DEMO_TRAINER_NOTE = ("Loss, RRW maps, deep supervision and everything else are nnUNetTrainerRRW's; only the schedule "
+                     "is shorter, and the initial\nlearning rate of Adam is the demo's instead of the paper's 1e-4, "
+                     "so that minutes of training show results.")
+DEFAULT_TRAINER_NOTE = ("Loss (Dice + CE), optimiser (SGD, lr 1e-2) and everything else are nnU-Net's; only the "
+                        "number of epochs and\niterations is the demo's, so both trainers get the same data, budget "
+                        "and seed.")
 
 
 def compare_caveat(num_cases: int) -> str:
@@ -74,8 +47,9 @@ def compare_caveat(num_cases: int) -> str:
 @dataclass(frozen=True)
 class DemoSettings:
     workdir: Path
-    epochs: int = 6
-    iterations_per_epoch: int = 20
+    epochs: int = DEMO_SCHEDULE.epochs
+    iterations_per_epoch: int = DEMO_SCHEDULE.iterations_per_epoch
+    adam_lr: float | None = DEMO_SCHEDULE.adam_lr
     spec: SyntheticSpec = SyntheticSpec()
     compare: bool = False
     seed: int = DEFAULT_DEMO_SEED
@@ -85,12 +59,12 @@ class DemoSettings:
         return [self.seed + i for i in range(self.seeds)]
 
 
-def _environment(settings: DemoSettings, trainer_folder: Path) -> dict[str, str]:
+def demo_environment(workdir: Path, trainer_folder: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        nnUNet_raw=str(settings.workdir / "nnUNet_raw"),
-        nnUNet_preprocessed=str(settings.workdir / "nnUNet_preprocessed"),
-        nnUNet_results=str(settings.workdir / "nnUNet_results"),
+        nnUNet_raw=str(workdir / "nnUNet_raw"),
+        nnUNet_preprocessed=str(workdir / "nnUNet_preprocessed"),
+        nnUNet_results=str(workdir / "nnUNet_results"),
         nnUNet_def_n_proc=env.get("nnUNet_def_n_proc", "2"),
         nnUNet_n_proc_DA=env.get("nnUNet_n_proc_DA", "2"),
         nnUNet_compile="f",  # the predictor would otherwise compile on CPU
@@ -101,7 +75,7 @@ def _environment(settings: DemoSettings, trainer_folder: Path) -> dict[str, str]
     return env
 
 
-def _run(step: str, command: list[str], env: dict[str, str]) -> float:
+def run_step(step: str, command: list[str], env: dict[str, str]) -> float:
     print(f"\n=== {step}\n$ {' '.join(command)}", flush=True)
     start = time.perf_counter()
     executable = Path(sys.executable).parent / command[0]
@@ -121,19 +95,40 @@ def training_environment(env: dict[str, str], seed: int) -> dict[str, str]:
 
 def _train_predict_evaluate(trainer: str, description: str, settings: DemoSettings, raw: Path,
                             env: dict[str, str], seed: int, suffix: str = "") -> Path:
-    """Train ``trainer`` on fold 0 with ``seed``, predict the held-out cases and evaluate them; returns the
-    result JSON."""
-    workdir = settings.workdir.resolve()
-    _run(f"training {trainer} ({description}, {settings.epochs} epochs x {settings.iterations_per_epoch} "
-         f"iterations, seed {seed}) on CPU",
-         ["nnUNetv2_train", str(DEMO_DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu"],
-         training_environment(env, seed))
+    """Train ``trainer`` on fold 0 of the demo's dataset with ``seed``, predict the held-out cases and evaluate
+    them; returns the result JSON."""
+    return train_predict_evaluate(
+        TrainingRun(trainer, str(DEMO_DATASET_ID), "2d", seed, settings.epochs, settings.iterations_per_epoch),
+        description, raw, settings.workdir.resolve(), env, suffix)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One ``nnUNetv2_train DATASET CONFIGURATION 0 -tr TRAINER`` run with a seed (schedule for the log line)."""
+
+    trainer: str
+    dataset: str
+    configuration: str
+    seed: int
+    epochs: int
+    iterations_per_epoch: int
+
+
+def train_predict_evaluate(run: TrainingRun, description: str, raw: Path, workdir: Path, env: dict[str, str],
+                           suffix: str = "") -> Path:
+    """Train fold 0 with the run's seed on the CPU, predict ``raw``'s imagesTs, evaluate them against its
+    labelsTs; returns the result JSON ``workdir/evaluation{suffix}.json``."""
+    run_step(f"training {run.trainer} ({description}, {run.epochs} epochs x {run.iterations_per_epoch} "
+         f"iterations, seed {run.seed}) on CPU",
+         ["nnUNetv2_train", run.dataset, run.configuration, "0", "-tr", run.trainer, "-device", "cpu"],
+         training_environment(env, run.seed))
     predictions = workdir / f"predictions{suffix}"
-    _run(f"prediction of the held-out cases ({trainer})",
-         ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", str(DEMO_DATASET_ID),
-          "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], env)
+    run_step(f"prediction of the held-out cases ({run.trainer})",
+         ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", run.dataset,
+          "-c", run.configuration, "-f", "0", "-tr", run.trainer, "-device", "cpu", "-npp", "1", "-nps", "1",
+          "--disable_tta"], env)
     result = workdir / f"evaluation{suffix}.json"
-    _run(f"evaluation (Dice, HD, HD95 in mm) of {trainer}",
+    run_step(f"evaluation (Dice, HD, HD95 in mm) of {run.trainer}",
          ["nnunet-lossplug", "evaluate", str(raw / "labelsTs"), str(predictions), "-o", str(result),
           "--dataset-json", str(raw / "dataset.json"), "--no-progress"], env)
     return result
@@ -150,6 +145,20 @@ def side_by_side(results: list[tuple[str, Path]], dataset_json: Path) -> str:
     return format_class_table(rows, labels, names, metrics=("dice", "hd", "hd95"))
 
 
+def prepare_demo_dataset(workdir: Path, spec: SyntheticSpec, env: dict[str, str]) -> Path:
+    """Write the synthetic dataset, plan and preprocess it (2d) and precompute its RRW maps; returns the raw
+    dataset folder."""
+    raw = write_synthetic_dataset(workdir / "nnUNet_raw", DEMO_DATASET_ID, "LossPlugDemo", spec)
+    print(f"wrote {spec.num_training} training and {spec.num_test} test cases, shape {spec.shape}, spacing "
+          f"{spec.spacing} mm -> {raw}", flush=True)
+    run_step("nnU-Net planning and preprocessing (2d)",
+             ["nnUNetv2_plan_and_preprocess", "-d", str(DEMO_DATASET_ID), "-c", "2d", "-np", "2", "-npfp", "2",
+              "--verify_dataset_integrity"], env)
+    run_step("RRW maps and class statistics (the plugin's preprocessing hook)",
+             ["nnunet-lossplug", "precompute", "-d", str(DEMO_DATASET_ID), "-c", "2d", "--maps", "rrw"], env)
+    return raw
+
+
 def run_demo(settings: DemoSettings) -> int:
     """Run the whole pipeline in ``settings.workdir``; returns an exit code."""
     workdir = settings.workdir.resolve()
@@ -160,25 +169,19 @@ def run_demo(settings: DemoSettings) -> int:
           f"{', '.join(map(str, seeds))} (--seed N to change; the same seed gives the same numbers)", flush=True)
     trainer_folder = workdir / "trainers"
     trainer_folder.mkdir(parents=True, exist_ok=True)
-    (trainer_folder / "demo_trainer.py").write_text(DEMO_TRAINER_FILE.format(
-        name=DEMO_TRAINER, epochs=settings.epochs, iterations=settings.iterations_per_epoch))
-    (trainer_folder / "demo_default_trainer.py").write_text(DEFAULT_TRAINER_FILE.format(
-        name=DEFAULT_TRAINER, epochs=settings.epochs, iterations=settings.iterations_per_epoch))
+    schedule = ShortSchedule(settings.epochs, settings.iterations_per_epoch, settings.adam_lr)
+    for old in trainer_folder.glob("*.py"):
+        old.unlink()
+    write_short_schedule_trainer(trainer_folder, "nnUNetTrainerRRW", DEMO_TRAINER, schedule, WRITER, DEMO_TRAINER_NOTE)
+    write_short_schedule_trainer(trainer_folder, "nnUNetTrainer", DEFAULT_TRAINER, schedule, WRITER,
+                                 DEFAULT_TRAINER_NOTE)
     # a second run starts from scratch rather than mixing with the first one's results
     shutil.rmtree(workdir / "nnUNet_results" / DEMO_DATASET, ignore_errors=True)
     for old in (*workdir.glob("predictions*"), *workdir.glob("nnUNet_results/seed_*")):
         shutil.rmtree(old, ignore_errors=True)
-    env = _environment(settings, trainer_folder)
-    raw = write_synthetic_dataset(workdir / "nnUNet_raw", DEMO_DATASET_ID, "LossPlugDemo", settings.spec)
-    print(f"wrote {settings.spec.num_training} training and {settings.spec.num_test} test cases, shape "
-          f"{settings.spec.shape}, spacing {settings.spec.spacing} mm -> {raw}", flush=True)
-
+    env = demo_environment(settings.workdir, trainer_folder)
     total = time.perf_counter()
-    _run("nnU-Net planning and preprocessing (2d)",
-         ["nnUNetv2_plan_and_preprocess", "-d", str(DEMO_DATASET_ID), "-c", "2d", "-np", "2", "-npfp", "2",
-          "--verify_dataset_integrity"], env)
-    _run("RRW maps and class statistics (the plugin's preprocessing hook)",
-         ["nnunet-lossplug", "precompute", "-d", str(DEMO_DATASET_ID), "-c", "2d", "--maps", "rrw"], env)
+    raw = prepare_demo_dataset(workdir, settings.spec, env)
     if len(seeds) > 1:
         return _compare_over_seeds(settings, seeds, raw, env, total)
     result = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, env, settings.seed)
