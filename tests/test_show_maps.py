@@ -178,6 +178,7 @@ def test_columns_are_each_regions_or_classs_map_with_its_dataset_name(label_data
     assert [ax.get_title() for ax in axes[0, 2:]] == [title for title, _ in columns]
     for row in axes:
         index = int(row[0].get_ylabel().split()[-1])
+        assert ((maps.labels[index] > 0) & (maps.labels[index] != IGNORE)).any()  # annotated foreground shown
         for ax, (_, z) in zip(row[2:], columns):
             np.testing.assert_array_equal(ax.images[0].get_array(), z[index])
     assert fraction == 0 and scope in fig._suptitle.get_text() and "(rectified)" in fig._suptitle.get_text()

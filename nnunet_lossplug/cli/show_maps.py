@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def pick_slices(labels: np.ndarray, count: int) -> list[int]:
-    """``count`` slice indices (first axis) spread evenly over the slices that hold foreground."""
+    """``count`` slice indices (first axis) spread evenly over the slices that hold foreground (labels > 0)."""
     with_foreground = np.flatnonzero(labels.reshape(labels.shape[0], -1).max(axis=1) > 0)
     candidates = with_foreground if with_foreground.size else np.arange(labels.shape[0])
     positions = np.linspace(0, candidates.size - 1, min(count, candidates.size)).round().astype(int)
@@ -117,7 +117,8 @@ def render(dataset: str, configuration: str, plans: str = "nnUNetPlans", kind: s
         names = {int(v): k for k, v in source.dataset_json["labels"].items() if isinstance(v, int)}
         class_names = [names.get(k, "?") for k in range(maps.z.shape[0])]
     fraction = unstable_fraction(maps)
-    return draw(maps, class_names, kind, fraction, pick_slices(maps.labels, slices)), maps, fraction
+    annotated = maps.labels if maps.ignore_label is None else np.where(maps.labels == maps.ignore_label, 0, maps.labels)
+    return draw(maps, class_names, kind, fraction, pick_slices(annotated, slices)), maps, fraction
 
 
 def run(args: argparse.Namespace) -> int:
