@@ -166,9 +166,9 @@ def test_columns_are_each_regions_or_classs_map_with_its_dataset_name(label_data
     fig, maps, fraction = show_maps.render(str(dataset.dataset_id), "2d", kind="rrw", slices=2)
     if setup == "regions":
         names = {tuple(np.atleast_1d(v).tolist()): k for k, v in labels.items()}
-        columns = [(f"z_in: {names[r]} {list(r)}", maps.z[i, 1]) for i, r in enumerate(REGIONS)]
-        columns = [c for i, r in enumerate(REGIONS)
-                   for c in (columns[i], (f"z_out: not {names[r]} {list(r)}", maps.z[i, 0]))]
+        columns = [column for i, r in enumerate(REGIONS)
+                   for column in ((f"z_in: {names[r]} {list(r)}", maps.z[i, 1]),
+                                  (f"z_out: not {names[r]} {list(r)}", maps.z[i, 0]))]
         scope = "rectification check (two-class maps per region, region mask as labels): 0.00% of voxels"
     else:
         names = {v: k for k, v in labels.items()}
