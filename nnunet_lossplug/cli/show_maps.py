@@ -19,9 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read one preprocessed case of DATASET / CONFIGURATION and its map from the precompute cache, decoded "
             "exactly as a training batch is (the cache is built for that case first if it is missing), and draw a "
-            "few slices with foreground: the image, the labels, and the map channel z_k of every class k, with a "
-            "colour bar. The title gives the rectification check (paper 002 Sec. 3.4): the share of voxels whose "
-            "RW-loss gradient can have more than one negative component (0 for RRW, AC, Cao)."
+            "few slices with foreground: the image, the labels, and the map channel z_k of every class k (on a "
+            "region-based dataset: each region's two-class map, its z_in and z_out channels), with a colour bar. "
+            "The title gives the rectification check (paper 002 Sec. 3.4): the share of annotated voxels whose "
+            "RW-loss gradient can have more than one negative component (0 for RRW, AC, Cao; always 0 for the "
+            "two-class maps of regions)."
         ),
     )
     add_dataset_arguments(parser)
@@ -37,22 +39,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def pick_slices(labels: np.ndarray, count: int) -> list[int]:
-    """``count`` slice indices (first axis) spread evenly over the slices that hold foreground."""
+    """``count`` slice indices (first axis) spread evenly over the slices that hold foreground (labels > 0)."""
     with_foreground = np.flatnonzero(labels.reshape(labels.shape[0], -1).max(axis=1) > 0)
     candidates = with_foreground if with_foreground.size else np.arange(labels.shape[0])
     positions = np.linspace(0, candidates.size - 1, min(count, candidates.size)).round().astype(int)
     return [int(candidates[p]) for p in np.unique(positions)]
 
 
+def column_maps(case, class_names: list[str]) -> list[tuple[str, np.ndarray]]:
+    """The map columns as ``(title, array (slices, ...))``: ``z_k`` per class, or ``z_in``, ``z_out`` per region."""
+    if case.regions is None:
+        return [(f"z: class {k} ({class_names[k]})", case.z[k]) for k in range(case.z.shape[0])]
+    columns = []
+    for r, (name, region) in enumerate(zip(class_names, case.regions)):
+        label = f"{name} {list(region)}"
+        columns += [(f"z_in: {label}", case.z[r, 1]), (f"z_out: not {label}", case.z[r, 0])]
+    return columns
+
+
 def draw(case, class_names: list[str], kind: str, fraction_unstable: float, slices: list[int]):
-    """The figure: one row per slice; columns image, labels, z_0 .. z_{K-1}; one shared colour bar."""
+    """The figure: one row per slice; columns image, labels and the maps of :func:`column_maps`; one colour bar.
+
+    ``class_names`` names the classes, or on a region-based dataset the regions.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    num_classes = case.z.shape[0]
-    columns = 2 + num_classes
+    maps = column_maps(case, class_names)
+    columns = 2 + len(maps)
     fig, axes = plt.subplots(len(slices), columns, figsize=(2.3 * columns + 0.8, 2.4 * len(slices)),
                              squeeze=False)
     low, high = float(case.z.min()), float(case.z.max())
@@ -61,35 +77,48 @@ def draw(case, class_names: list[str], kind: str, fraction_unstable: float, slic
     for row, index in enumerate(slices):
         axes[row, 0].imshow(case.image[0, index], cmap="gray")
         axes[row, 1].imshow(case.labels[index], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-        for k in range(num_classes):
-            mappable = axes[row, 2 + k].imshow(case.z[k, index], cmap="RdBu_r", norm=norm)
+        for column, (_, z) in enumerate(maps):
+            mappable = axes[row, 2 + column].imshow(z[index], cmap="RdBu_r", norm=norm)
         axes[row, 0].set_ylabel(f"slice {index}")
-    titles = ["image", "labels", *[f"z: class {k} ({class_names[k]})" for k in range(num_classes)]]
+    titles = ["image", "labels", *[title for title, _ in maps]]
     for column, title in enumerate(titles):
         axes[0, column].set_title(title, fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label="map value z (negative: own class)")
+    own = "own class" if case.regions is None else "own side of the region"
+    fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label=f"map value z (negative: {own})")
     verdict = "rectified" if fraction_unstable == 0 else "NOT rectified"
-    fig.suptitle(f"{case.identifier}: '{kind}' map as training reads it (cache, decoded); rectification check: "
-                 f"{fraction_unstable:.2%} of voxels can get >1 negative gradient component ({verdict})", fontsize=10)
+    scope = "" if case.regions is None else " (two-class maps per region, region mask as labels)"
+    voxels = "voxels" if case.ignore_label is None else "annotated voxels"
+    fig.suptitle(f"{case.identifier}: '{kind}' map as training reads it (cache, decoded); rectification check"
+                 f"{scope}: {fraction_unstable:.2%} of {voxels} can get >1 negative gradient component ({verdict})",
+                 fontsize=10)
     return fig
+
+
+def region_names(dataset_json: dict, regions: tuple[tuple[int, ...], ...]) -> list[str]:
+    """Each region's name in dataset.json's ``labels`` (``"whole": [1, 2, 3]``), in nnU-Net's region order."""
+    names = {tuple(int(v) for v in np.atleast_1d(value)): name for name, value in dataset_json["labels"].items()}
+    return [names.get(tuple(region), "?") for region in regions]
 
 
 def render(dataset: str, configuration: str, plans: str = "nnUNetPlans", kind: str = "rrw",
            case: str | None = None, slices: int = 3):
     """``(figure, CaseMaps, fraction of unstable voxels)`` for one case; errors as in :func:`run`."""
-    from nnunet_lossplug.maps import rectification_report
-    from nnunet_lossplug.nnunet.map_cache.case_view import read_case_maps
+    from nnunet_lossplug.nnunet.map_cache.case_view import read_case_maps, unstable_fraction
     from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
     source = PreprocessedSource.from_names(dataset, configuration, plans)
     maps = read_case_maps(source, kind, case or source.identifiers()[0])
-    names = {int(v): k for k, v in source.dataset_json["labels"].items() if isinstance(v, int)}
-    class_names = [names.get(k, "?") for k in range(maps.z.shape[0])]
-    fraction = rectification_report(maps.z, maps.labels).fraction_unstable
-    return draw(maps, class_names, kind, fraction, pick_slices(maps.labels, slices)), maps, fraction
+    if maps.regions is not None:
+        class_names = region_names(source.dataset_json, maps.regions)
+    else:
+        names = {int(v): k for k, v in source.dataset_json["labels"].items() if isinstance(v, int)}
+        class_names = [names.get(k, "?") for k in range(maps.z.shape[0])]
+    fraction = unstable_fraction(maps)
+    annotated = maps.labels if maps.ignore_label is None else np.where(maps.labels == maps.ignore_label, 0, maps.labels)
+    return draw(maps, class_names, kind, fraction, pick_slices(annotated, slices)), maps, fraction
 
 
 def run(args: argparse.Namespace) -> int:

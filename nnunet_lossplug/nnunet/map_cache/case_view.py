@@ -3,11 +3,13 @@
 Used by ``nnunet-lossplug show-maps``. The read and decode of the map is :func:`read_case_maps` alone, which
 does what a training batch does for a whole case instead of a patch: the cached encoding
 (:meth:`CaseCache.load`, the checked reader training uses, with the dataset's codec from
-:func:`~nnunet_lossplug.nnunet.codecs.chooser.source_codec`) and nnU-Net's segmentation with its ``-1``
-(outside the nonzero crop) set to background, as nnU-Net's ``RemoveLabelTansform(-1, 0)`` does before the map
-is decoded, go through the map kind's codec (:meth:`MapCodec.decode`), and a rectified map's ``(t, z_t, c_t)``
-is expanded to its ``K`` channels for the picture. Region-based datasets are refused (their maps are two-class
-maps per region).
+:func:`~nnunet_lossplug.nnunet.codecs.chooser.source_codec`) and the case's training target
+(:func:`training_target`: nnU-Net's own validation pipeline, ``-1`` outside the nonzero crop set to background
+and, on a region-based dataset, one binary channel per region plus the ignore label's channel) go through the map
+kind's codec (:meth:`MapCodec.decode`); a rectified map's ``(t, z_t, c_t)`` is expanded to its channels for the
+picture. With exclusive labels (an ignore label or not) that is the ``K``-class map; on a region-based dataset
+it is each region's two-class map ``(z_out, z_in)`` (SPEC §4). :func:`unstable_fraction` is the rectification
+check on that map.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_lossplug.maps import get_map_kind
+from nnunet_lossplug.maps import get_map_kind, rectification_report, region_masks
 from nnunet_lossplug.nnunet.codecs.chooser import source_codec
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
@@ -26,7 +29,12 @@ from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
 @dataclass(frozen=True)
 class CaseMaps:
-    """``image (C, *spatial)``, ``labels (*spatial)`` and the decoded map ``z (K, *spatial)`` of one case."""
+    """``image (C, *spatial)``, ``labels (*spatial)`` (the ignore label kept) and the decoded map ``z`` of one case.
+
+    ``z`` is ``(K, *spatial)`` for exclusive labels; on a region-based dataset (``regions`` set: the label tuple
+    of each region, in nnU-Net's order) it is ``(R, 2, *spatial)``, each region's two-class map with channel 0
+    ``z_out`` (the "not region" class) and channel 1 ``z_in``.
+    """
 
     identifier: str
     image: np.ndarray
@@ -34,6 +42,23 @@ class CaseMaps:
     z: np.ndarray
     spacing: tuple[float, ...]
     cache_folder: str
+    regions: tuple[tuple[int, ...], ...] | None = None
+    ignore_label: int | None = None
+
+
+def training_target(source: PreprocessedSource, segmentation: np.ndarray) -> torch.Tensor:
+    """The full-resolution target nnU-Net's training gives the loss for this segmentation, ``(1, C, *spatial)``.
+
+    Built by nnU-Net's own validation pipeline (``nnUNetTrainer.get_validation_transforms`` without deep
+    supervision, with the trainer's label arguments): ``RemoveLabelTansform(-1, 0)`` and, on a region-based
+    dataset, ``ConvertSegmentationToRegionsTransform`` (one bool channel per region, the ignore label's last).
+    Without augmentation the training pipeline ends in the same steps.
+    """
+    labels = source.label_manager
+    pipeline = nnUNetTrainer.get_validation_transforms(
+        None, is_cascaded=False, foreground_labels=labels.foreground_labels,
+        regions=labels.foreground_regions if labels.has_regions else None, ignore_label=labels.ignore_label)
+    return pipeline(segmentation=torch.from_numpy(np.array(segmentation[:1])))["segmentation"][None]
 
 
 def read_case_maps(source: PreprocessedSource, kind: str, identifier: str, num_processes: int = 1) -> CaseMaps:
@@ -42,20 +67,38 @@ def read_case_maps(source: PreprocessedSource, kind: str, identifier: str, num_p
         known = ", ".join(source.identifiers()[:10])
         raise ValueError(f"No preprocessed case '{identifier}' in {source.data_folder} (cases: {known}, ...).")
     get_map_kind(kind)  # an unknown kind fails here with the registry's message listing the known ones
-    if source.regions is not None:
-        raise ValueError(f"show-maps draws the K-class maps of exclusive labels; {source.dataset_name} is region-based "
-                         f"(its maps are two-class maps per region, SPEC §4), which show-maps does not draw yet.")
     cache = CaseCache(source, source_codec(kind, source))  # the dataset's codec: regions, ignore label
     cache.ensure([identifier], num_processes=num_processes, progress=False)
     assert cache.codec is not None
-    labels = source.labels_for_maps(source.load_segmentation(identifier), identifier)
+    segmentation = source.load_segmentation(identifier)
+    labels = source.labels_for_maps(segmentation, identifier)
     encoded = cache.load(identifier, labels.shape)  # the checked reader training uses
-    labels_tensor = torch.from_numpy(labels.astype(np.int64))[None, None]  # a batch of one: (1, 1, *spatial)
     encoded_tensor = (torch.zeros((1, 0, *labels.shape)) if encoded is None
                       else torch.from_numpy(np.array(encoded, dtype=np.float32))[None])
-    decoded = cache.codec.decode(encoded_tensor, labels_tensor)  # on the device in training; here on the CPU
-    z = (decoded if isinstance(decoded, torch.Tensor) else decoded.dense())[0].numpy()
+    decoded = cache.codec.decode(encoded_tensor, training_target(source, segmentation))  # on the CPU here
+    dense = decoded if isinstance(decoded, torch.Tensor) else decoded.dense()
+    regions = source.regions
+    # a batch of one: (1, K, *spatial); regions: (1·R, 2, *spatial) rectified, (1, R, 2, *spatial) dense
+    z = (dense[0] if regions is None else dense.reshape(len(regions), 2, *labels.shape)).numpy()
     dataset = infer_dataset_class(str(source.data_folder))(str(source.data_folder), [identifier])
     image, _, _, _ = dataset.load_case(identifier)
     return CaseMaps(identifier, np.asarray(image[:], dtype=np.float32), labels, z,
-                    source.case_spacing(identifier), str(cache.folder))
+                    source.case_spacing(identifier), str(cache.folder), regions, source.ignore_label)
+
+
+def unstable_fraction(maps: CaseMaps) -> float:
+    """The rectification check (paper 002 Sec. 3.4) on the decoded map, over the annotated voxels.
+
+    The share of annotated voxels (the loss masks ignored ones) whose RW-loss gradient can have more than one
+    negative component (:func:`~nnunet_lossplug.maps.rectification_report`). On a region-based dataset it is
+    taken over every (region, voxel) pair of the two-class maps, with the region's mask as labels, as the
+    trainer's check does; a two-class map has at most one component below its maximum, so that share is 0.
+    """
+    annotated = np.ones(maps.labels.shape, dtype=bool) if maps.ignore_label is None \
+        else maps.labels != maps.ignore_label
+    if not annotated.any():
+        return 0.0
+    if maps.regions is None:
+        return rectification_report(maps.z[:, annotated], maps.labels[annotated], batch=False).fraction_unstable
+    masks = region_masks(maps.labels, maps.regions)[:, annotated].astype(np.int16)  # (R, N)
+    return rectification_report(maps.z[:, :, annotated], masks, batch=True).fraction_unstable
