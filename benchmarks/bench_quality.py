@@ -81,7 +81,8 @@ def run_all(args: argparse.Namespace, schedule: ShortSchedule) -> dict:
     """Train, predict and evaluate every (trainer, seed) not already done; returns the results document."""
     workdir = args.workdir.resolve()
     trainer_folder = workdir / "trainers"
-    names = {base: variant_name(base, schedule) for base in args.trainers}
+    names = {base: variant_name(base, schedule) for base, _ in args.trainers}
+    seed_counts = dict(args.trainers)
     for base, name in names.items():
         write_short_schedule_trainer(trainer_folder, base, name, schedule, WRITER)
     if args.dataset is None:
@@ -103,7 +104,7 @@ def run_all(args: argparse.Namespace, schedule: ShortSchedule) -> dict:
         dataset, configuration = args.dataset, args.configuration
     runs = []
     for base, name in names.items():
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for seed in range(args.first_seed, args.first_seed + seed_counts[base]):
             folder = workdir / "runs" / name / f"seed_{seed}"
             done = folder / "run.json"  # written last: a run killed half-way is run again
             if not done.exists():
@@ -222,9 +223,10 @@ def draw(document: dict, rows: list[dict], target: float, path: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS),
-                        help=f"trainers (the plugin's or nnU-Net's), default: {' '.join(DEFAULT_TRAINERS)}")
-    parser.add_argument("--seeds", type=int, default=5, help="runs per trainer (default 5)")
+    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER[:K]",
+                        help=f"trainers (the plugin's or nnU-Net's), each optionally with its own number of seeds "
+                             f"(nnUNetTrainerRRW:10); default: {' '.join(DEFAULT_TRAINERS)}")
+    parser.add_argument("--seeds", type=int, default=5, help="runs per trainer without its own :K (default 5)")
     parser.add_argument("--first-seed", type=int, default=DEFAULT_DEMO_SEED,
                         help=f"seeds first-seed, first-seed + 1, ... (default {DEFAULT_DEMO_SEED}, the demo's)")
     parser.add_argument("--epochs", type=int, default=DEMO_SCHEDULE.epochs)
@@ -246,6 +248,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1 or args.iterations < 1:
         parser.error("--seeds, --epochs and --iterations must be at least 1")
+    trainers = []
+    for item in args.trainers:
+        name, _, count = item.partition(":")
+        if not name.isidentifier() or (count and (not count.isdigit() or int(count) < 1)):
+            parser.error(f"--trainers {item}: give TRAINER or TRAINER:K with K >= 1")
+        trainers.append((name, int(count) if count else args.seeds))
+    args.trainers = trainers
     return args
 
 

@@ -60,6 +60,15 @@ def test_variant_names_are_python_identifiers_and_differ_by_schedule():
     assert len(names) == 4 and all(name.isidentifier() for name in names)
 
 
+def test_each_trainer_can_have_its_own_number_of_seeds():
+    bench = _load_script()
+    args = bench.parse_args(["--trainers", "nnUNetTrainerRRW:10", "nnUNetTrainer", "--seeds", "3"])
+    assert args.trainers == [("nnUNetTrainerRRW", 10), ("nnUNetTrainer", 3)]
+    for wrong in ("nnUNetTrainerRRW:0", "nnUNetTrainerRRW:x", "no-name:2"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--trainers", wrong])
+
+
 def _bench(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "nnUNet_def_n_proc": "2"}
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=900, env=env)
