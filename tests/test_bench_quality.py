@@ -81,14 +81,15 @@ def test_a_tiny_benchmark_runs_nnunet_resumes_and_redraws(tmp_path):
             "--epochs", "1", "--iterations", "2")
     first = _bench(*args)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "nnUNetv2_train 990 2d 0 -tr nnUNetTrainerRRW_q1x2" in first.stdout
+    assert "$ nnUNetv2_train 990 2d 0 -tr nnUNetTrainerRRW_q1x2" in first.stdout
     document = json.loads(output.with_suffix(".json").read_text())
     (run,) = document["runs"]
     evaluation = json.loads((work / "runs" / run["variant"] / "seed_3" / "evaluation.json").read_text())
     assert run["classes"]["2"]["dice"] == evaluation["summary"]["classes"]["2"]["dice"]["mean"]
     assert output.with_suffix(".png").stat().st_size > 10_000
     again = _bench(*args)  # the finished run is reused, not trained again
-    assert again.returncode == 0 and "nnUNetv2_train" not in again.stdout
+    assert again.returncode == 0
+    assert "$ nnUNetv2_train" not in again.stdout and "=== nnU-Net planning" not in again.stdout
     assert json.loads(output.with_suffix(".json").read_text()) == document
     output.with_suffix(".md").unlink()
     redrawn = _bench("--report-only", "-o", str(output))
