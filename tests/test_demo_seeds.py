@@ -59,3 +59,18 @@ def test_demo_cli_refuses_seeds_without_compare_and_names_the_default_seed(tmp_p
     assert _demo_cli("-o", str(tmp_path), "--seed", "-1").returncode == 2
     assert f"(default: {DEFAULT_DEMO_SEED})" in _demo_cli("--help").stdout.replace("\n", " ")
     assert not any(tmp_path.iterdir()), "a refused demo wrote files"
+
+
+def test_the_pairing_line_says_exact_when_every_sign_flip_was_enumerated():
+    from nnunet_lossplug.evaluation.compare_results import compare_results, pairing_summary
+
+    def result(values):
+        return {"cases": {f"c{i}": {"1": {"dice": v}} for i, v in enumerate(values)}}
+
+    few = compare_results(result([0.8, 0.7, 0.9]), result([0.85, 0.72, 0.95]), metrics=("dice",))
+    line = pairing_summary(few, "A", "B")  # 3 pairs: 2^3 sign flips, all enumerated
+    assert "exact: every sign flip" in line and "random" not in line
+    rng = np.random.default_rng(1)
+    many = compare_results(result(rng.uniform(0.5, 1, 20)), result(rng.uniform(0.5, 1, 20)), metrics=("dice",))
+    line = pairing_summary(many, "A", "B")  # 2^20 > 10 000: random sign flips
+    assert "10000 random sign flips (seed 0)" in line and "exact" not in line

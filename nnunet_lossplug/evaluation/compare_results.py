@@ -175,7 +175,12 @@ def pairing_summary(report: ComparisonReport, name_a: str, name_b: str) -> str:
         text += (
             f"; left out {len(report.only_in_a)} only in {name_a}, {len(report.only_in_b)} only in {name_b}"
         )
-    perm = f"{report.n_permutations} random sign flips (seed {report.seed})"
+    exact = [row.exact for row in report.rows]
+    if exact and all(exact):
+        perm = "exact: every sign flip of the pairs enumerated"
+    else:
+        perm = f"{report.n_permutations} random sign flips (seed {report.seed})" + (
+            "; exact where marked" if any(exact) else "")
     return text + f"; paired permutation test, statistic |mean(A - B)|, {perm}; * = p < 0.05"
 
 
