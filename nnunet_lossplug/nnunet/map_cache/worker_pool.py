@@ -8,7 +8,10 @@ task function come back to the parent and are re-raised there. Workers are alway
 
 Workers die with their parent, however it ends (SIGTERM, SIGKILL, a crash): on Linux the kernel kills them
 (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), elsewhere a watcher thread sees the parent PID change. They ignore
-SIGINT (Ctrl-C is the parent's to handle) and take SIGTERM's default action.
+SIGINT (Ctrl-C is the parent's to handle) and take SIGTERM's default action. SIGINT and SIGTERM are blocked
+while a worker is forked and until it has installed those dispositions: a signal that arrives in between (the
+parent stopping the workers after another one failed) waits, then ends the worker quietly, instead of raising
+the parent's inherited Python handler inside a library's after-fork hook, which printed a stray traceback.
 
 Workers are forked (POSIX), so the task function may be anything reachable from the parent, including
 users' map functions defined in trainer files that nnU-Net imported from a folder no longer on ``sys.path``.
@@ -16,6 +19,7 @@ users' map functions defined in trainer files that nnU-Net imported from a folde
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -55,6 +59,20 @@ def describe_exit(exitcode: int | None) -> str:
 _PR_SET_PDEATHSIG = 1
 
 
+@contextlib.contextmanager
+def _signals_blocked(signals: set[signal.Signals]) -> Iterator[None]:
+    """Within the block, ``signals`` wait (this thread's mask); afterwards the previous mask is back and a signal
+    that came meanwhile is handled. A no-op where ``pthread_sigmask`` does not exist."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _die_with_parent(parent: int) -> None:
     """End this (forked) process when process ``parent`` ends: the kernel's death signal, and a watcher thread."""
     if sys.platform.startswith("linux"):
@@ -73,9 +91,15 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="lossplug-parent-watch", daemon=True).start()
 
 
+#: blocked in the parent around each fork, unblocked by the worker once its own dispositions are in place
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _serve(connection: Connection, function: Callable[[Any], Any], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler the parent may have installed
+    if hasattr(signal, "pthread_sigmask"):  # a SIGTERM that came during the fork ends this worker now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _die_with_parent(parent)
     while True:
         task = connection.recv()
@@ -99,7 +123,8 @@ def imap_unordered(function: Callable[[Any], Any], tasks: Sequence[Any], process
         for _ in range(max(1, min(processes, len(tasks)))):
             parent_end, child_end = ctx.Pipe()
             process = ctx.Process(target=_serve, args=(child_end, function, os.getpid()), daemon=True)
-            process.start()
+            with _signals_blocked(_STOP_SIGNALS):
+                process.start()
             child_end.close()
             workers.append((process, parent_end))
         queue = deque(tasks)
