@@ -177,9 +177,12 @@ def markdown_report(document: dict, rows: list[dict], lost_below: float, target:
         lines.append(f"| {row['trainer']} | {row['runs']} | " + " | ".join(dice_cells) + " | "
                      + " | ".join(hd_cells) + f" | {lost} | {row['at_target']} / {row['runs']} "
                      f"| {row['seconds']:.0f} |")
-    seeds = sorted({seed for row in rows for seed in row["seeds"]})
-    lines += ["", f"Seeds: {', '.join(map(str, seeds))}. A later change whose mean Dice of a class falls by more "
-              "than that class's sd here deserves a look; compare two commits run for run with "
+    seed_lists = {row["trainer"]: ", ".join(map(str, sorted(row["seeds"]))) for row in rows}
+    seeds = (next(iter(seed_lists.values())) if len(set(seed_lists.values())) == 1
+             else "; ".join(f"{trainer} {listed}" for trainer, listed in seed_lists.items()))
+    lines += ["", f"Seeds: {seeds}. Seconds are wall time on the machine that ran the benchmark, "
+              "longer for runs that shared its cores with other work. A later change whose mean Dice of a class "
+              "falls by more than that class's sd here deserves a look; compare two commits run for run with "
               "`nnunet-lossplug compare` (pairs = seeds)."]
     return "\n".join(lines) + "\n"
 

@@ -48,7 +48,11 @@ def test_report_gives_mean_sd_min_lost_classes_and_runs_at_target():
     assert "| 2 / 2 |" in line_b and "| none |" in line_b
     assert "2.0 ± nan" in line_b  # one finite HD95 (the other run's is NaN): no sd
     assert "| 104 |" in line_a  # median seconds of 103, 104, 105
-    assert "Seeds: 3, 4, 5." in text
+    assert "Seeds: A 3, 4, 5; B 3, 4." in text  # the trainers ran different seeds: each its own list
+
+    same_seeds = dict(DOCUMENT, runs=[run for run in DOCUMENT["runs"] if run["seed"] != 5])
+    rows = bench.summarise(same_seeds, lost_below=0.5, target=0.85)
+    assert "Seeds: 3, 4." in bench.markdown_report(same_seeds, rows, lost_below=0.5, target=0.85)
 
 
 def test_variant_names_are_python_identifiers_and_differ_by_schedule():
