@@ -28,7 +28,8 @@ DEFAULT_TRAINER = "nnUNetTrainer_Demo"
 WRITER = "nnunet-lossplug demo"
 
 #: the demo's budget (everything else is nnUNetTrainerRRW's): every class reached Dice >= 0.85 on every one of 10
-#: seeds (README "Quality benchmark", benchmarks/bench_quality.py) in about 3 minutes of training on 2 CPU cores
+#: seeds (README "Quality benchmark", benchmarks/bench_quality.py), with about 2 minutes of training on 2 idle
+#: CPU cores
 DEMO_SCHEDULE = ShortSchedule(epochs=12, iterations_per_epoch=40, adam_lr=1e-3)
 DEMO_TRAINER_NOTE = ("Loss, RRW maps, deep supervision and everything else are nnUNetTrainerRRW's; only the schedule "
                      "is shorter, and the initial\nlearning rate of Adam is the demo's instead of the paper's 1e-4, "
@@ -120,18 +121,18 @@ def train_predict_evaluate(run: TrainingRun, description: str, raw: Path, workdi
     """Train fold 0 with the run's seed on the CPU, predict ``raw``'s imagesTs, evaluate them against its
     labelsTs; returns the result JSON ``workdir/evaluation{suffix}.json``."""
     run_step(f"training {run.trainer} ({description}, {run.epochs} epochs x {run.iterations_per_epoch} "
-         f"iterations, seed {run.seed}) on CPU",
-         ["nnUNetv2_train", run.dataset, run.configuration, "0", "-tr", run.trainer, "-device", "cpu"],
-         training_environment(env, run.seed))
+             f"iterations, seed {run.seed}) on CPU",
+             ["nnUNetv2_train", run.dataset, run.configuration, "0", "-tr", run.trainer, "-device", "cpu"],
+             training_environment(env, run.seed))
     predictions = workdir / f"predictions{suffix}"
     run_step(f"prediction of the held-out cases ({run.trainer})",
-         ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", run.dataset,
-          "-c", run.configuration, "-f", "0", "-tr", run.trainer, "-device", "cpu", "-npp", "1", "-nps", "1",
-          "--disable_tta"], env)
+             ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", run.dataset,
+              "-c", run.configuration, "-f", "0", "-tr", run.trainer, "-device", "cpu", "-npp", "1", "-nps", "1",
+              "--disable_tta"], env)
     result = workdir / f"evaluation{suffix}.json"
     run_step(f"evaluation (Dice, HD, HD95 in mm) of {run.trainer}",
-         ["nnunet-lossplug", "evaluate", str(raw / "labelsTs"), str(predictions), "-o", str(result),
-          "--dataset-json", str(raw / "dataset.json"), "--no-progress"], env)
+             ["nnunet-lossplug", "evaluate", str(raw / "labelsTs"), str(predictions), "-o", str(result),
+              "--dataset-json", str(raw / "dataset.json"), "--no-progress"], env)
     return result
 
 

@@ -27,10 +27,6 @@ class ShortSchedule:
     iterations_per_epoch: int
     adam_lr: float | None = None
 
-    def suffix(self) -> str:
-        lr = f"_lr{self.adam_lr:g}" if self.adam_lr is not None else ""
-        return f"_{self.epochs}x{self.iterations_per_epoch}{lr}"
-
 
 _PLUGIN_TEMPLATE = '''"""{base} on a short schedule (written by {writer}): {epochs} epochs x {iterations} iterations.
 
