@@ -64,12 +64,18 @@ def _argv(copy: DatasetCopy, maps: str = "rrw", processes: int = 2) -> list[str]
             "--maps", maps, "-np", str(processes)]
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT at its default, as for a command typed in a terminal. A shell without job control starts
+    ``pytest &`` (and all it runs) with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_with_workers(copy: DatasetCopy) -> tuple[subprocess.Popen, list[int]]:
     """Start a build and stop (SIGSTOP) its two workers as soon as they exist, so that a signal sent next surely
     arrives mid-build however fast the machine is (8 cases take about a second on 2 quiet cores); the caller
     continues them (SIGCONT) after sending its signal."""
     process = subprocess.Popen(_argv(copy), env=copy.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True, preexec_fn=_as_in_a_terminal)
     deadline = time.monotonic() + 300  # start-up (imports) on a loaded machine
     while time.monotonic() < deadline and process.poll() is None:
         workers = live_processes("ppid", process.pid)
