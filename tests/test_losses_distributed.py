@@ -9,7 +9,6 @@ Dice is mixed with a batch-mean cross-entropy.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -59,9 +58,12 @@ def _single_process_results() -> dict[str, torch.Tensor]:
     return results
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
+    # a file rendezvous: no port to find, and no TCP store that ends with rank 0 while rank 1 still uses it (CI once
+    # saw rank 1 abort in gloo: "terminate called without an active exception")
+    store = f"file://{os.path.join(out_dir, 'rendezvous')}"
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=WORLD_SIZE)
     try:
         logits, images, labels = _data()
         local = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
@@ -75,14 +77,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             loss(network(images[local]), labels[local]).backward()
             results[f"{name}_param_grads"] = torch.cat([p.grad.flatten() for p in network.parameters()])
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # neither rank leaves while the other still talks to it
     finally:
         dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +88,7 @@ def distributed_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[s
         pytest.skip("torch.distributed with the gloo backend is not available")
     out_dir = tmp_path_factory.mktemp("ddp")
     # spawn (not fork): robust when the parent already ran OpenMP regions; costs one torch import per child
-    mp.spawn(_worker, args=(_free_port(), str(out_dir)), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(str(out_dir),), nprocs=WORLD_SIZE, join=True)
     return [torch.load(Path(out_dir) / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
 
 

@@ -97,6 +97,7 @@ def _worker(rank: int, preprocessed: str, out_dir: str) -> None:
             target, outputs = _batch(trainer)
             results[name] = _loss_and_grads(trainer, target, outputs, local)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # neither rank leaves while the other still talks to it
     finally:
         dist.destroy_process_group()
 
