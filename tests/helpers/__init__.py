@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders (importable because ``tests/`` holds the root ``conftest.py``)."""
