@@ -1,22 +1,23 @@
-"""Segmentation losses of the four papers as plain PyTorch modules (SPEC §1-3); no nnU-Net import.
+"""Segmentation losses of the four papers as plain PyTorch modules; no nnU-Net import.
 
-Every loss takes raw logits ``(B, K, *spatial)`` (2D or 3D), applies the softmax itself, and declares in
-``inputs`` what its ``forward`` takes after the logits (``"target"``: label map ``(B, 1, *spatial)`` or
-one-hot ``(B, K, *spatial)``; ``"rw_map"``: a per-voxel map ``(B, K, *spatial)`` precomputed from the ground
-truth). :func:`call_loss` dispatches on it. Low-precision inputs and autocast are computed in float32.
+Every loss subclasses :class:`SegmentationLoss`, which declares the calling protocol once: it takes raw
+logits ``(B, K, *spatial)`` (2D or 3D), applies the softmax itself, and declares in ``inputs`` what its
+``forward`` takes after the logits (``"target"``: label map ``(B, 1, *spatial)`` or one-hot
+``(B, K, *spatial)``; ``"rw_map"``: a per-voxel map ``(B, K, *spatial)`` precomputed from the ground truth).
+:func:`call_loss` dispatches on it. Low-precision inputs and autocast are computed in float32.
 
-- :class:`RegionWiseLoss` — RW loss, paper 002 eq. (1)
-- :class:`OneSidedHausdorffLoss` — one-sided HD loss, paper 002 Prop. 3
-- :class:`DiceLoss` — per-image / SA Dice (paper 000), squared denominator (paper 003), class weights
-  (paper 001) via :func:`dice_class_weights`
+- :class:`RegionWiseLoss` — RW loss, Valverde & Tohka 2022, eq. 1
+- :class:`OneSidedHausdorffLoss` — one-sided HD loss, Valverde & Tohka 2022, Prop. 3
+- :class:`DiceLoss` — per-image / SA Dice (Nguyen et al. 2019), squared denominator (Liu & Fu 2018), class
+  weights (Shen et al. 2018) via :func:`dice_class_weights`
 - :class:`CrossEntropyLoss`, :class:`FocalLoss`, :class:`RWWeightedCrossEntropyLoss`
-- :class:`LossMixture` — "equal" / "gradual" mixtures, paper 002 Sec. 4.4
+- :class:`LossMixture` — "equal" / "gradual" mixtures, Valverde & Tohka 2022, Sec. 4.4
 - :class:`RectifiedMap` — the O(N) form of a rectified map (RRW, AC, Cao) the RW losses take directly
-- :class:`DeepSupervisionLoss`, :func:`deep_supervision_weights` — WMLA, paper 000 eq. (6)
+- :class:`DeepSupervisionLoss`, :func:`deep_supervision_weights` — WMLA, Nguyen et al. 2019, eq. 6
 
-Region-based datasets and ignore labels (SPEC §4, :mod:`~nnunet_lossplug.losses.regions`): every loss above
-takes ``regions=True`` (one sigmoid per region, each region the two-class softmax problem with logits
-``(0, x_r)``) and ``forward(..., mask=m)`` (``(B, 1, *spatial)``, ``True`` at annotated voxels).
+Region-based datasets and ignore labels (:class:`SegmentationLoss`, "Regions and ignore mask";
+:mod:`~nnunet_lossplug.losses.regions`): every loss above but the two wrappers takes ``regions=True`` and
+``forward(..., mask=m)``; the wrappers pass both on to their components.
 """
 
 from .calling import INPUT_VOCABULARY, call_loss
@@ -28,9 +29,11 @@ from .hausdorff import OneSidedHausdorffLoss
 from .mixture import LossMixture, gradual_alpha
 from .rectified_map import RectifiedMap
 from .region_wise import RegionWiseLoss
+from .segmentation_loss import PROTOCOL_FLAGS, SegmentationLoss
 
 __all__ = [
     "INPUT_VOCABULARY",
+    "PROTOCOL_FLAGS",
     "CrossEntropyLoss",
     "DeepSupervisionLoss",
     "DiceLoss",
@@ -40,6 +43,7 @@ __all__ = [
     "RWWeightedCrossEntropyLoss",
     "RectifiedMap",
     "RegionWiseLoss",
+    "SegmentationLoss",
     "call_loss",
     "deep_supervision_weights",
     "dice_class_weights",

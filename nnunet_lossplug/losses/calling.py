@@ -1,19 +1,23 @@
 """The calling convention of the loss library: ``inputs`` names what ``forward`` takes after the logits.
 
-Every loss module declares a class attribute ``inputs: ClassVar[tuple[str, ...]]`` listing, in order, the
-positional arguments its ``forward`` takes after ``logits``, from the vocabulary :data:`INPUT_VOCABULARY`:
+The protocol flags are declared, with their defaults, on
+:class:`~nnunet_lossplug.losses.SegmentationLoss`; this module reads them, from any callable:
 
-- ``"target"``: the ground truth, a label map ``(B, 1, *spatial)`` or one-hot ``(B, K, *spatial)``;
-- ``"rw_map"``: a per-voxel float map ``(B, K, *spatial)`` precomputed from the ground truth (an RW map, or
-  for the one-sided HD loss the distance map).
+- ``inputs`` lists, in order, the positional arguments ``forward`` takes after ``logits``, from the
+  vocabulary :data:`INPUT_VOCABULARY` (``"target"``: the ground truth, a label map ``(B, 1, *spatial)`` or
+  one-hot ``(B, K, *spatial)``; ``"rw_map"``: a per-voxel float map ``(B, K, *spatial)`` precomputed from the
+  ground truth, an RW map or, for the one-sided HD loss, the distance map);
+- an ignore mask ``(B, 1, *spatial)`` (``True`` = annotated; docs/conventions.md, Ignore labels) is not an
+  input: it is passed as the keyword ``mask=`` to losses declaring ``accepts_mask = True``; any other loss
+  refuses a mask;
+- a map may arrive as a :class:`~nnunet_lossplug.losses.RectifiedMap` (``O(N)`` form of RRW, AC and Cao
+  maps); it is handed over as such only to losses declaring ``accepts_rectified = True`` and as its dense
+  ``(B, K, *spatial)`` tensor to every other loss.
 
-A loss without the attribute (e.g. a user's own ``nn.Module``) is treated as ``inputs = ("target",)``.
-An ignore mask ``(B, 1, *spatial)`` (``True`` = annotated, SPEC §4) is not an input: it is passed as the
-keyword ``mask=`` to losses declaring ``accepts_mask = True``; any other loss refuses a mask.
-A map may arrive as a :class:`~nnunet_lossplug.losses.RectifiedMap` (``O(N)`` form of RRW, AC and Cao maps);
-it is handed over as such only to losses declaring ``accepts_rectified = True`` and as its dense
-``(B, K, *spatial)`` tensor to every other loss.
-:func:`call_loss` dispatches on it; the nnU-Net glue and :class:`DeepSupervisionLoss` use it.
+A loss without the attributes (e.g. a user's own plain ``nn.Module``) gets the base class's defaults: it is
+called with the target only and refuses masks and rectified maps. :func:`call_loss` dispatches on the flags;
+the nnU-Net glue, :class:`~nnunet_lossplug.losses.LossMixture` and
+:class:`~nnunet_lossplug.losses.DeepSupervisionLoss` use it.
 """
 
 from __future__ import annotations
@@ -24,21 +28,14 @@ import torch
 from torch import Tensor
 
 from .rectified_map import RectifiedMap
+from .segmentation_loss import INPUT_VOCABULARY, SegmentationLoss, check_inputs
 
 __all__ = ["INPUT_VOCABULARY", "call_loss", "loss_inputs", "order_inputs"]
 
-INPUT_VOCABULARY: tuple[str, ...] = ("target", "rw_map")
-
 
 def loss_inputs(loss: Callable[..., Tensor]) -> tuple[str, ...]:
-    """Return ``loss.inputs`` (default ``("target",)``) after checking it against the vocabulary."""
-    inputs = tuple(getattr(loss, "inputs", ("target",)))
-    unknown = [name for name in inputs if name not in INPUT_VOCABULARY]
-    if unknown or len(set(inputs)) != len(inputs):
-        raise ValueError(
-            f"{type(loss).__name__}.inputs must list distinct names from {INPUT_VOCABULARY}, got {inputs}."
-        )
-    return inputs
+    """Return ``loss.inputs`` (default ``SegmentationLoss.inputs``) after checking it against the vocabulary."""
+    return check_inputs(type(loss).__name__, getattr(loss, "inputs", SegmentationLoss.inputs))
 
 
 def order_inputs(names: Sequence[str]) -> tuple[str, ...]:
@@ -60,6 +57,7 @@ def call_loss(
     A ``mask`` is passed as ``mask=`` to a loss with ``accepts_mask = True`` and refused by any other.
     """
     available = {"target": target, "rw_map": rw_map}
+    takes_rectified = getattr(loss, "accepts_rectified", SegmentationLoss.accepts_rectified)
     arguments = []
     for name in loss_inputs(loss):
         value = available[name]
@@ -69,12 +67,12 @@ def call_loss(
                 f"{name}=None was passed. Provide it, e.g. an RW/distance map computed from the ground truth "
                 f"for 'rw_map'."
             )
-        if isinstance(value, RectifiedMap) and not getattr(loss, "accepts_rectified", False):
+        if isinstance(value, RectifiedMap) and not takes_rectified:
             value = value.dense(logits.dtype if logits.is_floating_point() else torch.float32)
         arguments.append(value)
     if mask is None:
         return loss(logits, *arguments)
-    if not getattr(loss, "accepts_mask", False):
+    if not getattr(loss, "accepts_mask", SegmentationLoss.accepts_mask):
         raise ValueError(
             f"{type(loss).__name__} cannot skip ignored voxels (it does not declare accepts_mask = True), but the "
             f"dataset has an ignore label. Give its forward a mask=None keyword (True at annotated voxels) and set "

@@ -1,4 +1,4 @@
-"""Class weights of the multi-class Dice loss of paper 001 (Shen et al.), eq. (3)-(5); SPEC §2."""
+"""Class weights of the multi-class Dice loss of Shen et al. 2018, eq. 3-5."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def dice_class_weights(
 ) -> Tensor:
     """Per-class weights ``w_l`` of :class:`~nnunet_lossplug.losses.DiceLoss` from training-set voxel counts.
 
-    Paper 001 (Shen et al., *On the influence of Dice loss function in multi-class organ segmentation*),
-    eq. (3)-(5), with ``|R_l|`` the number of voxels of class ``l`` over the **whole training set**,
+    Shen et al. 2018 (*On the influence of Dice loss function in multi-class organ segmentation*),
+    eq. 3-5, with ``|R_l|`` the number of voxels of class ``l`` over the **whole training set**,
     ``N = Σ_l |R_l|`` the total voxel count and ``L`` the number of labels, background included:
 
     - ``"uniform"`` (eq. 3): ``W_u = 1``;
@@ -43,7 +43,8 @@ def dice_class_weights(
             loss keeps the scale of the unweighted Dice loss while the ratios between classes are unchanged.
         epsilon: ``ε`` of eq. (4)-(5); the paper sets ``ε = 1`` "to avoid division by zero".
         total_voxels: ``N``; default ``Σ_l |R_l|`` (exclusive classes). For nnU-Net's overlapping regions
-            (SPEC §4: ``|R_r|`` per region) pass the number of annotated voxels; one region is then allowed.
+            (docs/conventions.md, Regions: ``|R_r|`` per region) pass the number of annotated voxels; one
+            region is then allowed.
 
     Returns:
         A float64 tensor of shape ``(L,)``.

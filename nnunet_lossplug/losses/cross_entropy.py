@@ -1,16 +1,16 @@
-"""Voxel-wise cross-entropy family: plain, focal (γ = 2, no α) and weighted by an RW map (paper 002)."""
+"""Voxel-wise cross-entropy family: plain, focal (γ = 2, no α) and weighted by an RW map (Valverde & Tohka 2022)."""
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._inputs import full_precision, one_hot_target, prepare_logits, prepare_map
 from .rectified_map import RectifiedMap, true_class_log_softmax
 from .regions import masked_voxel_mean, two_class_map, voxelwise_problem
+from .segmentation_loss import SegmentationLoss
 
 __all__ = ["CrossEntropyLoss", "FocalLoss", "RWWeightedCrossEntropyLoss"]
 
@@ -32,48 +32,42 @@ def focal_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None, reg
         return masked_voxel_mean(-(onehot * log_probs).sum(dim=1, keepdim=True), mask)
 
 
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(SegmentationLoss):
     """Voxel-wise softmax cross-entropy, averaged over the voxels of all images.
 
     ::
 
         L_CE = mean_{b,i} ( − Σ_k y[b,k,i] · log s[b,k,i] ),      log s = log_softmax(logits, dim=1)
 
-    The baseline of paper 002 Sec. 4.4 (its reference code: ``−mean(Σ_k y log(s + 1e-15))``; here the
-    log-softmax is computed directly, which is exact and finite for any logits) and the voxel-wise term
-    paper 000 adds to SA Dice. For a label-map target it equals ``torch.nn.functional.cross_entropy``.
-    Soft one-hot targets (channels in ``[0, 1]`` summing to 1) are accepted.
+    The baseline of Valverde & Tohka 2022, Sec. 4.4 (their reference code: ``−mean(Σ_k y log(s + 1e-15))``;
+    here the log-softmax is computed directly, which is exact and finite for any logits) and the voxel-wise
+    term Nguyen et al. 2019 add to SA Dice. For a label-map target it equals
+    ``torch.nn.functional.cross_entropy``. Soft one-hot targets (channels in ``[0, 1]`` summing to 1) are
+    accepted.
 
-    Shapes: ``logits`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or one-hot
-    ``(B, K, *spatial)``. Returns a non-negative scalar in float32 (float64 for float64 logits).
+    Args:
+        regions: region mode (:class:`~nnunet_lossplug.losses.SegmentationLoss`, "Regions and ignore mask"):
+            the binary cross-entropy ``mean_{b,r,i}( −y_r log p_r − (1 − y_r) log(1 − p_r) )``.
 
-    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits ``(B, R, *spatial)`` (one sigmoid per
-    region) and a binary target ``(B, R, *spatial)``; each region is the two-class softmax problem with
-    logits ``(0, x_r)``, so the loss becomes its binary form averaged over regions. ``forward(..., mask=m)``
-    (``(B, 1, *spatial)``, ``True`` = annotated) averages over the annotated voxels of each image, then over the
-    images that have any; ignored voxels get exactly zero gradient.
-    In region mode: ``mean_{b,r,i}( −y_r log p_r − (1 − y_r) log(1 − p_r) )`` (binary cross-entropy).
+    Shape:
+        ``logits`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or one-hot
+        ``(B, K, *spatial)``; optional keyword ``mask`` ``(B, 1, *spatial)``, ``True`` at annotated voxels.
+
+    Returns:
+        A non-negative scalar, float32 (float64 for float64 logits).
     """
 
-    inputs: ClassVar[tuple[str, ...]] = ("target",)
-    nonnegative: ClassVar[bool] = True
-    accepts_mask: ClassVar[bool] = True
-    supports_regions: ClassVar[bool] = True
-
-    def __init__(self, regions: bool = False) -> None:
-        super().__init__()
-        self.regions = bool(regions)
-
-    def extra_repr(self) -> str:
-        return f"regions={self.regions}"
+    nonnegative = True
+    accepts_mask = True
+    supports_regions = True
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the mean voxel-wise cross-entropy of ``logits`` against ``target``."""
         return focal_cross_entropy(logits, target, mask, self.regions, gamma=0.0)
 
 
-class FocalLoss(nn.Module):
-    """Softmax focal loss without α-balancing (Lin et al.), the baseline of paper 002 Sec. 4.1.
+class FocalLoss(SegmentationLoss):
+    """Softmax focal loss without α-balancing (Lin et al. 2017), the baseline of Valverde & Tohka 2022, Sec. 4.1.
 
     ::
 
@@ -81,56 +75,50 @@ class FocalLoss(nn.Module):
 
     ``(1 − s)`` is computed as ``−expm1(log s)`` so that confident predictions keep their precision.
     ``γ = 0`` gives :class:`CrossEntropyLoss`. Normalised per voxel (summed over classes, averaged over
-    voxels) like paper 002's reference code; MONAI's ``FocalLoss`` averages over classes as well, i.e. it
-    returns this value divided by ``K``.
+    voxels) like the reference code of Valverde & Tohka 2022; MONAI's ``FocalLoss`` averages over classes as
+    well, i.e. it returns this value divided by ``K``.
 
     Args:
-        gamma: focusing parameter ``γ >= 0``. Default 2: Lin et al.'s best setting, used by paper 002
-            (SPEC §1: "Focal loss baseline: γ = 2, no α-balancing"). For ``0 < γ < 1`` the derivative of
+        gamma: focusing parameter ``γ >= 0``. Default 2: Lin et al.'s best setting, the focal-loss baseline of
+            Valverde & Tohka 2022, Sec. 4.1 (``γ = 2``, no α-balancing). For ``0 < γ < 1`` the derivative of
             ``(1 − s)^γ`` is unbounded at ``s = 1``; prefer ``γ = 0`` or ``γ >= 1``.
+        regions: region mode (:class:`~nnunet_lossplug.losses.SegmentationLoss`, "Regions and ignore mask"):
+            the binary focal loss ``−y (1 − p)^γ log p − (1 − y) p^γ log(1 − p)``, averaged.
 
-    Shapes: as :class:`CrossEntropyLoss`. Returns a non-negative scalar.
+    Shape:
+        As :class:`CrossEntropyLoss`.
 
-    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits ``(B, R, *spatial)`` (one sigmoid per
-    region) and a binary target ``(B, R, *spatial)``; each region is the two-class softmax problem with
-    logits ``(0, x_r)``, so the loss becomes its binary form averaged over regions. ``forward(..., mask=m)``
-    (``(B, 1, *spatial)``, ``True`` = annotated) averages over the annotated voxels of each image, then over the
-    images that have any; ignored voxels get exactly zero gradient.
-    In region mode: the binary focal loss ``−y (1 − p)^γ log p − (1 − y) p^γ log(1 − p)``, averaged.
+    Returns:
+        A non-negative scalar, float32 (float64 for float64 logits).
     """
 
-    inputs: ClassVar[tuple[str, ...]] = ("target",)
-    nonnegative: ClassVar[bool] = True
-    accepts_mask: ClassVar[bool] = True
-    supports_regions: ClassVar[bool] = True
+    nonnegative = True
+    accepts_mask = True
+    supports_regions = True
 
     def __init__(self, gamma: float = 2.0, regions: bool = False) -> None:
-        super().__init__()
+        super().__init__(regions=regions)
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"gamma must be a finite number >= 0 (paper 002 uses 2), got {gamma!r}.")
+            raise ValueError(f"gamma must be a finite number >= 0 (Valverde & Tohka 2022 use 2), got {gamma!r}.")
         self.gamma = float(gamma)
-        self.regions = bool(regions)
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, regions={self.regions}"
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the mean voxel-wise focal loss of ``logits`` against ``target``."""
         return focal_cross_entropy(logits, target, mask, self.regions, gamma=self.gamma)
 
 
-class RWWeightedCrossEntropyLoss(nn.Module):
-    """Cross-entropy weighted voxel-wise by ``|RW map|`` at the true class (paper 002 Sec. 3.2 / 4.1).
+class RWWeightedCrossEntropyLoss(SegmentationLoss):
+    """Cross-entropy weighted voxel-wise by ``|RW map|`` at the true class (Valverde & Tohka 2022, Sec. 3.2, 4.1).
 
     ::
 
         L = mean_{b,i} ( − Σ_k |z[b,k,i]| · y[b,k,i] · log s[b,k,i] )
         ∂L/∂x_k = |z_t| · (s_k − y_k) / (B·N)          (t the true class of the voxel, hard targets)
 
-    Paper 002 evaluates "Cross entropy weighted with our RRW maps as indicated in Section 3.2"; Sec. 3.2
-    explains that such a weighting multiplies each voxel's cross-entropy by the map value of its true class
-    (``y`` is one-hot), so the values of the other classes never reach the gradient. The formula itself was
-    lost from our copy of the paper, and the public reference code
+    Valverde & Tohka 2022 evaluate "Cross entropy weighted with our RRW maps as indicated in Section 3.2";
+    Sec. 3.2 explains that such a weighting multiplies each voxel's cross-entropy by the map value of its true
+    class (``y`` is one-hot), so the values of the other classes never reach the gradient. The formula itself
+    was lost from our copy of the paper, and the public reference code
     (``jmlipman/RegionWiseLoss``, ``nnUNet/training/loss_functions/rwexp_loss.py``) contains no weighted
     cross-entropy, so this implementation fixes the one free choice explicitly: the weight is ``|z_t|``.
     With an RRW map (``z_t = −d/max d ∈ [−1, 0)``) a signed weight would turn the loss into a reward for
@@ -138,33 +126,29 @@ class RWWeightedCrossEntropyLoss(nn.Module):
     its boundary by ``1/max d`` (a class filling the image: ``z_t = −1``, weight 1). Any RW map works; for
     maps whose true-class value is 0 (RW-Boundary at the boundary) those voxels carry no loss.
 
-    Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or
-    one-hot ``(B, K, *spatial)``. Returns a non-negative scalar. A
-    :class:`~nnunet_lossplug.losses.RectifiedMap` ``(t, z_t, c_t)`` is used in ``O(N)`` memory:
+    A :class:`~nnunet_lossplug.losses.RectifiedMap` ``(t, z_t, c_t)`` is used in ``O(N)`` memory:
     ``L = mean_{b,i}( |z_t| · (logsumexp_k x_k − x_t) )`` with its own true class ``t`` (which must be the
     target's), the same value and gradient as the dense form.
 
-    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits ``(B, R, *spatial)`` (one sigmoid per
-    region) and a binary target ``(B, R, *spatial)``; each region is the two-class softmax problem with
-    logits ``(0, x_r)``, so the loss becomes its binary form averaged over regions. ``forward(..., mask=m)``
-    (``(B, 1, *spatial)``, ``True`` = annotated) averages over the annotated voxels of each image, then over the
-    images that have any; ignored voxels get exactly zero gradient.
-    In region mode ``rw_map`` is the regions' two-class maps, as for
-    :class:`~nnunet_lossplug.losses.RegionWiseLoss` with ``regions=True``.
+    Args:
+        regions: region mode (:class:`~nnunet_lossplug.losses.SegmentationLoss`, "Regions and ignore mask"):
+            the binary form averaged over regions; ``rw_map`` is then the regions' two-class maps, as for
+            :class:`~nnunet_lossplug.losses.RegionWiseLoss` with ``regions=True``.
+
+    Shape:
+        ``logits`` and ``rw_map`` ``(B, K, *spatial)`` (or a ``RectifiedMap`` of that shape); ``target`` label
+        map ``(B, 1, *spatial)`` or one-hot ``(B, K, *spatial)``; optional keyword ``mask`` ``(B, 1, *spatial)``,
+        ``True`` at annotated voxels.
+
+    Returns:
+        A non-negative scalar, float32 (float64 for float64 logits).
     """
 
-    inputs: ClassVar[tuple[str, ...]] = ("target", "rw_map")
-    nonnegative: ClassVar[bool] = True
-    accepts_rectified: ClassVar[bool] = True
-    accepts_mask: ClassVar[bool] = True
-    supports_regions: ClassVar[bool] = True
-
-    def __init__(self, regions: bool = False) -> None:
-        super().__init__()
-        self.regions = bool(regions)
-
-    def extra_repr(self) -> str:
-        return f"regions={self.regions}"
+    inputs = ("target", "rw_map")
+    nonnegative = True
+    accepts_mask = True
+    accepts_rectified = True
+    supports_regions = True
 
     def forward(
         self, logits: Tensor, target: Tensor, rw_map: Tensor | RectifiedMap, mask: Tensor | None = None

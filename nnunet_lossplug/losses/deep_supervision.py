@@ -1,4 +1,4 @@
-"""Deep supervision / Weighted Multi-resolution Loss Accumulation (WMLA) of paper 000, eq. (6); SPEC §3.
+"""Deep supervision / Weighted Multi-resolution Loss Accumulation (WMLA) of Nguyen et al. 2019, eq. 6.
 
 nnU-Net's variant trainers each copy the block that weights the per-resolution losses; here it lives in
 one place: :func:`deep_supervision_weights` for fixed weights and :class:`DeepSupervisionLoss` for the sum,
@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .calling import call_loss, loss_inputs
+from .segmentation_loss import SegmentationLoss
 
 __all__ = ["DeepSupervisionLoss", "deep_supervision_weights"]
 
@@ -28,7 +29,8 @@ def deep_supervision_weights(
 
     - ``"nnunet"``: nnU-Net's default, ``α_k ∝ 1/2^k`` for ``k = 0 .. num_outputs-1`` with the
       lowest-resolution output set to 0, normalised to sum 1 (a single output gets ``(1.0,)``).
-    - an explicit tuple, e.g. paper 000's best ``(1, 0.1, 0.01)`` or ``(1, 1, 1)`` (Table I): used as given,
+    - an explicit tuple, e.g. the best ``(1, 0.1, 0.01)`` of Nguyen et al. 2019 or ``(1, 1, 1)`` (their
+      Table I): used as given,
       with levels beyond the tuple weighted 0. It is **not** renormalised, so that ``α_1 = 1`` as in the
       paper and the loss scale stays that of the full-resolution loss.
 
@@ -71,8 +73,8 @@ def deep_supervision_weights(
     return tuple(zero_weight if weight == 0.0 else weight for weight in weights)
 
 
-class DeepSupervisionLoss(nn.Module):
-    """Weighted sum of one loss per decoder resolution (WMLA, paper 000 eq. 6; nnU-Net's deep supervision).
+class DeepSupervisionLoss(SegmentationLoss):
+    """Weighted sum of one loss per decoder resolution (WMLA, Nguyen et al. 2019, eq. 6; nnU-Net's deep supervision).
 
     ::
 
@@ -80,7 +82,7 @@ class DeepSupervisionLoss(nn.Module):
 
     ``outputs[k]`` are the logits of level ``k`` (highest resolution first) and ``targets[k]`` /
     ``rw_maps[k]`` the ground truth / map downsampled to that resolution. Each level calls ``loss`` through
-    :func:`~nnunet_lossplug.losses.call_loss`, so any loss following the ``inputs`` convention fits.
+    :func:`~nnunet_lossplug.losses.call_loss`, so any loss following the calling protocol fits.
 
     Weights (``weights``):
 
@@ -88,9 +90,9 @@ class DeepSupervisionLoss(nn.Module):
       not renormalised). Levels with ``α_k = 0`` are not computed; under DDP without ``torch.compile`` pass
       ``deep_supervision_weights(preset, num_outputs, zero_weight=1e-6)`` instead, as nnU-Net does, so that
       every segmentation head receives a gradient.
-    - ``"trainable"``: paper 000 keeps ``α_1 = 1`` and learns the others. A plain learnable ``α_k`` would be
-      driven to 0 by minimisation, so the project uses homoscedastic-uncertainty weighting (Kendall et al.;
-      SPEC §3)::
+    - ``"trainable"``: Nguyen et al. 2019 keep ``α_1 = 1`` and learn the others. A plain learnable ``α_k``
+      would be driven to 0 by minimisation, so the project uses homoscedastic-uncertainty weighting (Kendall
+      et al. 2018; docs/conventions.md, "Trainable deep-supervision weights")::
 
           L = loss_1 + Σ_{k>=2} ( exp(−σ_k) · loss_k + σ_k ),     α_k = exp(−σ_k)
 
@@ -105,11 +107,24 @@ class DeepSupervisionLoss(nn.Module):
       non-negative: a loss whose ``nonnegative`` attribute is ``False`` (e.g. ``RegionWiseLoss`` without
       ``shift_to_nonnegative=True``) is refused here, and a loss without the attribute is checked at run time.
 
+    Protocol flags: ``inputs`` is the wrapped loss's (what each list of ``forward`` carries); ``nonnegative``
+    holds for fixed weights and a non-negative ``loss``. The wrapper takes per-level lists, so it is called
+    directly, not through ``call_loss``: masks come as the list ``masks`` (``accepts_mask`` stays ``False``),
+    maps reach ``loss`` through ``call_loss`` level by level, and region mode is a setting of ``loss``.
+
     Args:
         loss: the per-level loss module.
         weights: ``"nnunet"``, a sequence of fixed weights, or ``"trainable"``.
         num_outputs: number of network outputs; ``forward`` checks the lists against it.
         sigma_limit: bound of the smooth clamp of ``σ_k`` (trainable weights only). Default 3.
+
+    Shape:
+        ``forward(outputs, targets=None, rw_maps=None, masks=None)``: lists of ``num_outputs`` tensors, highest
+        resolution first; level ``k`` holds logits ``(B, K, *spatial_k)``, the target and map of ``loss`` at
+        that resolution, and an optional mask ``(B, 1, *spatial_k)``, ``True`` at annotated voxels.
+
+    Returns:
+        A scalar: ``Σ_k α_k · loss_k``, plus ``Σ σ_k`` with trainable weights.
     """
 
     def __init__(
@@ -120,8 +135,8 @@ class DeepSupervisionLoss(nn.Module):
         sigma_limit: float = 3.0,
     ) -> None:
         super().__init__()
+        loss_inputs(loss)  # refuse a loss with invalid inputs now, not at its first forward
         self.loss = loss
-        self.inputs: tuple[str, ...] = loss_inputs(loss)
         self.trainable = isinstance(weights, str) and weights == "trainable"
         if self.trainable:
             if isinstance(num_outputs, bool) or not isinstance(num_outputs, int) or num_outputs < 1:
@@ -142,13 +157,19 @@ class DeepSupervisionLoss(nn.Module):
         self.sigma_limit = float(sigma_limit)
 
     @property
+    def inputs(self) -> tuple[str, ...]:
+        """The wrapped loss's ``inputs``: what each of the lists ``targets`` and ``rw_maps`` carries."""
+        return loss_inputs(self.loss)
+
+    @property
     def nonnegative(self) -> bool:
         """``True`` for fixed weights and a non-negative ``loss``; ``False`` when trainable (``σ_k < 0``)."""
         return not self.trainable and bool(getattr(self.loss, "nonnegative", False))
 
-    def extra_repr(self) -> str:
+    def constructor_settings(self) -> dict[str, object]:
+        """``weights`` (``"trainable"`` or the fixed ``α_k``), ``num_outputs`` and ``sigma_limit``."""
         weights = "trainable" if self.trainable else self.fixed_weights
-        return f"weights={weights}, num_outputs={self.num_outputs}"
+        return {"weights": weights, **super().constructor_settings()}
 
     def set_epoch(self, epoch: int) -> None:
         """Forward the epoch to the wrapped loss when it has a schedule (e.g. a gradual ``LossMixture``)."""
@@ -179,8 +200,8 @@ class DeepSupervisionLoss(nn.Module):
     ) -> Tensor:
         """Return ``Σ_k α_k · loss(outputs[k], targets[k], rw_maps[k])`` (plus ``Σ σ_k`` when trainable).
 
-        ``masks``: optional ignore masks ``(B, 1, *spatial)`` per level (``True`` = annotated, SPEC §4), passed
-        to the loss as ``mask=``.
+        ``masks``: optional ignore masks ``(B, 1, *spatial)`` per level (``True`` = annotated;
+        docs/conventions.md, "Ignore labels"), passed to the loss as ``mask=``.
         """
         outputs = _check_levels("outputs", outputs, self.num_outputs, required=True)
         targets = _check_levels("targets", targets, self.num_outputs, required="target" in self.inputs)

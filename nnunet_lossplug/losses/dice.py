@@ -1,22 +1,22 @@
-"""Soft Dice losses of papers 000, 001 and 003 (SPEC §2) in one module with uniform arguments."""
+"""Soft Dice losses of Nguyen et al. 2019, Shen et al. 2018 and Liu & Fu 2018 in one module with uniform arguments."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._inputs import compute_dtype, full_precision, one_hot_target, prepare_logits
 from .distributed import global_sum, resolve_ddp
 from .regions import prepare_mask, region_labels, unmasked_labels
+from .segmentation_loss import SegmentationLoss
 
 __all__ = ["DiceLoss"]
 
 
-class DiceLoss(nn.Module):
+class DiceLoss(SegmentationLoss):
     """Soft Dice loss on the softmax: per-image or SA (batch) Dice, squared denominator, class weights.
 
     With ``s = softmax(logits)`` and ``y`` the one-hot target, for each class ``k`` of the summed classes
@@ -25,30 +25,37 @@ class DiceLoss(nn.Module):
         D_{b,k} = (2 Σ_i s·y + smooth) / (Σ_i s + Σ_i y + smooth)      # sums over the voxels i of image b
         L       = mean_b (1/|C|) Σ_{k∈C} w_k (1 − D_{b,k})             # w_k = 1 unless class_weights
 
-    - ``batch_dice=False``: **stochastic (per-image) Dice**, paper 000 eq. (1)/(2): ``D_{b,k}`` per image,
-      averaged over the ``B`` images and the classes.
-    - ``batch_dice=True``: **Stochastic Aggregated Dice (SA Dice)**, paper 000 eq. (4)/(5): the sums run over
-      the batch *and* the voxels before the ratio, ``D_k = 2 Σ_b Σ_i s y / (Σ_b Σ_i s + Σ_b Σ_i y)``, and
+    - ``batch_dice=False``: **stochastic (per-image) Dice**, Nguyen et al. 2019, eq. 1-2: ``D_{b,k}`` per
+      image, averaged over the ``B`` images and the classes.
+    - ``batch_dice=True``: **Stochastic Aggregated Dice (SA Dice)**, Nguyen et al. 2019, eq. 4-5: the sums run
+      over the batch *and* the voxels before the ratio, ``D_k = 2 Σ_b Σ_i s y / (Σ_b Σ_i s + Σ_b Σ_i y)``, and
       ``L = (1/|C|) Σ_k w_k (1 − D_k)``. An image without target in a batch with targets still receives a
-      gradient (paper 000 Sec. III-B/C); with per-image Dice and ``smooth=0`` it receives none. Under
-      ``torch.distributed`` the sums run over the global batch (all ranks), see ``ddp``.
-    - ``squared=True``: the V-Net denominator of paper 003, ``1 − 2 Σ s y / (Σ s² + Σ y²)``.
-    - ``class_weights``: the multi-class Dice of paper 001, eq. (6), ``L_MD = (1/L) Σ_l w_l L_DSC,l``, with
-      the weights of eq. (3)-(5) from :func:`~nnunet_lossplug.losses.dice_class_weights`. Paper 001 writes
-      ``L_DSC = −D``; the "1 − D" form used here differs by the constant ``(1/L) Σ_l w_l`` only (same
+      gradient (Nguyen et al. 2019, Sec. III-B/C); with per-image Dice and ``smooth=0`` it receives none.
+      Under ``torch.distributed`` the sums run over the global batch (all ranks), see ``ddp``.
+    - ``squared=True``: the V-Net denominator of the DSC loss of Liu & Fu 2018,
+      ``1 − 2 Σ s y / (Σ s² + Σ y²)``.
+    - ``class_weights``: the multi-class Dice of Shen et al. 2018, eq. 6, ``L_MD = (1/L) Σ_l w_l L_DSC,l``,
+      with the weights of their eq. 3-5 from :func:`~nnunet_lossplug.losses.dice_class_weights`. Shen et al.
+      write ``L_DSC = −D``; the "1 − D" form used here differs by the constant ``(1/L) Σ_l w_l`` only (same
       gradients) and keeps the loss non-negative.
 
+    Empty class: with ``smooth=0`` a class absent from an image (per-image) or from the batch (SA Dice)
+    has ``D = 0`` whenever the prediction puts any mass on it, so its term is the constant ``w_k`` with zero
+    gradient; with ``smooth > 0`` its term ``1 − smooth/(Σ s + smooth)`` pushes its probabilities down.
+
     Args:
-        batch_dice: ``False`` (default): per-image Dice, eq. (1)/(2) of paper 000, the formula of papers
-            001/002/003. ``True``: SA Dice, eq. (4)/(5) of paper 000 (nnU-Net's ``batch_dice``).
-        do_bg: include the background channel 0 in the class average. Default ``True``: paper 001's ``L``
-            counts the background and paper 002's reference Dice includes it (nnU-Net uses ``False``).
-        smooth: added to numerator and denominator. Default ``0``: the papers' exact formula (paper 000
-            reports that smoothing does not cure the flat gradient of no-target images). nnU-Net uses 1e-5.
+        batch_dice: ``False`` (default): per-image Dice, Nguyen et al. 2019, eq. 1-2, the formula of Shen et al.
+            2018, Valverde & Tohka 2022 and Liu & Fu 2018. ``True``: SA Dice, Nguyen et al. 2019, eq. 4-5
+            (nnU-Net's ``batch_dice``).
+        do_bg: include the background channel 0 in the class average. Default ``True``: the ``L`` of Shen et
+            al. 2018 counts the background and the reference Dice of Valverde & Tohka 2022 includes it (nnU-Net
+            uses ``False``).
+        smooth: added to numerator and denominator. Default ``0``: the papers' exact formula (Nguyen et al.
+            2019 report that smoothing does not cure the flat gradient of no-target images). nnU-Net uses 1e-5.
             When a denominator is exactly 0 (class absent and its softmax underflowed to 0, only possible
             with ``smooth=0``) the Dice of that term is defined as 1, the limit for ``smooth → 0`` of two
             empty sets agreeing; no NaN is produced in the forward or backward pass.
-        squared: square ``s`` and ``y`` in the denominator (paper 003 / V-Net). Default ``False``.
+        squared: square ``s`` and ``y`` in the denominator (Liu & Fu 2018 / V-Net). Default ``False``.
         class_weights: ``None`` (default, uniform weights ``w_k = 1``) or a tensor/sequence of ``K``
             non-negative weights indexed by class label (entry 0 = background; it is dropped with
             ``do_bg=False``).
@@ -57,27 +64,24 @@ class DiceLoss(nn.Module):
             single rank); ``True``: always (error without a process group). Ignored for per-image Dice,
             whose mean over the global batch is the average of the ranks' means (DDP's gradient
             averaging). See :mod:`nnunet_lossplug.losses.distributed` for the gradient scaling.
-        regions: region (sigmoid) mode for nnU-Net's region-based datasets (SPEC §4): ``logits``
-            ``(B, R, *spatial)``, ``p_r = sigmoid(x_r)`` against the binary target ``y_r`` ``(B, R, *spatial)``
-            in the formulas above, every region a class (there is no background channel, so ``do_bg`` has
-            no effect; ``class_weights`` has ``R`` entries, e.g. region voxel counts over the training set).
-            This is nnU-Net's own region-based ``MemoryEfficientSoftDiceLoss`` with ``apply_nonlin=sigmoid``.
+        regions: region mode (:class:`~nnunet_lossplug.losses.SegmentationLoss`, "Regions and ignore mask"):
+            ``p_r = sigmoid(x_r)`` against the binary target ``y_r`` in the formulas above, every region a
+            class (there is no background channel, so ``do_bg`` has no effect; ``class_weights`` has ``R``
+            entries, e.g. region voxel counts over the training set). This is nnU-Net's own region-based
+            ``MemoryEfficientSoftDiceLoss`` with ``apply_nonlin=sigmoid``. With a ``mask`` the ignored voxels
+            are dropped from every sum (``s`` and ``y`` are multiplied by it).
 
-    Ignore mask (SPEC §4): ``forward(..., mask=m)`` (``(B, 1, *spatial)``, ``True`` = annotated) drops the
-    ignored voxels from every sum (``s`` and ``y`` are multiplied by ``m``); they get exactly zero gradient.
+    Shape:
+        ``logits`` ``(B, K, *spatial)`` (2D or 3D); ``target`` label map ``(B, 1, *spatial)`` or one-hot
+        ``(B, K, *spatial)``; optional keyword ``mask`` ``(B, 1, *spatial)``, ``True`` at annotated voxels.
 
-    Empty class: with ``smooth=0`` a class absent from an image (per-image) or from the batch (SA Dice)
-    has ``D = 0`` whenever the prediction puts any mass on it, so its term is the constant ``w_k`` with zero
-    gradient; with ``smooth > 0`` its term ``1 − smooth/(Σ s + smooth)`` pushes its probabilities down.
-
-    Shapes: ``logits`` ``(B, K, *spatial)`` (2D or 3D), ``target`` label map ``(B, 1, *spatial)`` or one-hot
-    ``(B, K, *spatial)``. Returns a non-negative scalar in float32 (float64 for float64 logits).
+    Returns:
+        A non-negative scalar, float32 (float64 for float64 logits).
     """
 
-    inputs: ClassVar[tuple[str, ...]] = ("target",)
-    nonnegative: ClassVar[bool] = True
-    accepts_mask: ClassVar[bool] = True
-    supports_regions: ClassVar[bool] = True
+    nonnegative = True
+    accepts_mask = True
+    supports_regions = True
 
     class_weights: Tensor | None
 
@@ -91,7 +95,7 @@ class DiceLoss(nn.Module):
         ddp: bool | None = None,
         regions: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(regions=regions)
         if not (isinstance(smooth, (int, float)) and math.isfinite(smooth) and smooth >= 0):
             raise ValueError(f"smooth must be a finite number >= 0, got {smooth!r}.")
         self.batch_dice = bool(batch_dice)
@@ -99,7 +103,6 @@ class DiceLoss(nn.Module):
         self.smooth = float(smooth)
         self.squared = bool(squared)
         self.ddp = ddp
-        self.regions = bool(regions)
         weights = None
         if class_weights is not None:
             weights = torch.as_tensor(class_weights).detach().to(torch.float64).clone()
@@ -112,14 +115,6 @@ class DiceLoss(nn.Module):
                 raise ValueError(f"class_weights must be finite and non-negative, got {weights.tolist()}.")
         # not persistent: the weights are configuration, not state to restore from a checkpoint
         self.register_buffer("class_weights", weights, persistent=False)
-
-    def extra_repr(self) -> str:
-        weighted = self.class_weights is not None
-        return (
-            f"batch_dice={self.batch_dice}, do_bg={self.do_bg}, smooth={self.smooth}, "
-            f"squared={self.squared}, class_weights={'given' if weighted else None}, ddp={self.ddp}, "
-            f"regions={self.regions}"
-        )
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return the Dice loss of ``logits`` ``(B, K, *spatial)`` against a label map or one-hot target."""

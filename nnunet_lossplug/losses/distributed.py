@@ -1,6 +1,6 @@
 """Sums over the global batch under data-parallel training (``torch.distributed``), with correct gradients.
 
-SA Dice (paper 000, eq. 4/5; SPEC §2) sums intersections and volumes over the whole batch *before* the
+SA Dice (Nguyen et al. 2019, eq. 4-5) sums intersections and volumes over the whole batch *before* the
 ratio. Under data-parallel training every rank only holds ``B / W`` of the ``B`` images, so the sums must run
 over all ranks: :func:`global_sum` all-reduces a tensor of per-class sums in the forward pass.
 

@@ -1,58 +1,58 @@
-"""One-sided Hausdorff-distance loss of Karimi & Salcudean, as restated by paper 002 Prop. 3; SPEC §1."""
+"""One-sided Hausdorff-distance loss of Karimi & Salcudean 2019, as restated by Valverde & Tohka 2022, Prop. 3."""
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._inputs import full_precision, one_hot_target, prepare_logits, prepare_map
 from .regions import masked_voxel_mean, two_class_map, voxelwise_problem
+from .segmentation_loss import SegmentationLoss
 
 __all__ = ["OneSidedHausdorffLoss"]
 
 
-class OneSidedHausdorffLoss(nn.Module):
+class OneSidedHausdorffLoss(SegmentationLoss):
     """One-sided HD loss: squared softmax error weighted by the ground-truth boundary distance to the power α.
 
-    Paper 002, Prop. 3 (Karimi & Salcudean, *Reducing the Hausdorff distance ...*, one-sided variant)::
+    Valverde & Tohka 2022, Prop. 3 (Karimi & Salcudean 2019, *Reducing the Hausdorff distance ...*, one-sided
+    variant)::
 
         L_HD = mean_{b,k,i} ( (s[b,k,i] − y[b,k,i])² · D[b,k,i]^α )
 
     with ``s = softmax(logits)``, ``y`` the one-hot target and ``D`` (``rw_map``) the unsigned Euclidean
-    distance of each voxel to the ground-truth boundary of class ``k`` (SPEC §1: ``≡ 0`` for a class absent
-    from the image or filling it). Paper 002 shows this equals an RW loss on the squared softmax.
-    The normalisation by the number of elements matches :class:`RegionWiseLoss`.
+    distance of each voxel to the ground-truth boundary of class ``k`` (``≡ 0`` for a class absent from the
+    image or filling it; docs/conventions.md, "Empty and full structures"). Valverde & Tohka 2022 show that
+    this equals an RW loss on the squared softmax. The normalisation by the number of elements matches
+    :class:`~nnunet_lossplug.losses.RegionWiseLoss`.
 
     Args:
-        alpha: exponent of the distance map, ``α >= 0``. Default 2, Karimi et al.'s choice (SPEC §1).
+        alpha: exponent of the distance map, ``α >= 0``. Default 2, Karimi & Salcudean's choice.
+        regions: region mode (:class:`~nnunet_lossplug.losses.SegmentationLoss`, "Regions and ignore mask"):
+            ``rw_map`` is the regions' two-class distance maps ``(B, R, 2, *spatial)`` and the loss
+            ``mean_{b,r,i}((p − y)² (D_in^α + D_out^α)) / 2``.
 
-    Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)``; ``target`` label map ``(B, 1, *spatial)`` or
-    one-hot ``(B, K, *spatial)``. ``rw_map`` must be non-negative. Returns a non-negative scalar.
+    Shape:
+        ``logits`` and ``rw_map`` ``(B, K, *spatial)``, ``rw_map`` non-negative; ``target`` label map
+        ``(B, 1, *spatial)`` or one-hot ``(B, K, *spatial)``; optional keyword ``mask`` ``(B, 1, *spatial)``,
+        ``True`` at annotated voxels.
 
-    Regions and ignore mask (SPEC §4): ``regions=True`` takes logits and a binary target ``(B, R, *spatial)``
-    and the regions' two-class distance maps ``(B, R, 2, *spatial)``; each region is the two-class softmax
-    problem with logits ``(0, x_r)``, i.e. ``mean_{b,r,i}((p − y)² (D_in^α + D_out^α)) / 2``.
-    ``forward(..., mask=m)`` (``(B, 1, *spatial)``, ``True`` = annotated) averages over annotated voxels per
-    image, then over the images that have any; ignored voxels get exactly zero gradient.
+    Returns:
+        A non-negative scalar, float32 (float64 for float64 logits).
     """
 
-    inputs: ClassVar[tuple[str, ...]] = ("target", "rw_map")
-    nonnegative: ClassVar[bool] = True
-    accepts_mask: ClassVar[bool] = True
-    supports_regions: ClassVar[bool] = True
+    inputs = ("target", "rw_map")
+    nonnegative = True
+    accepts_mask = True
+    supports_regions = True
 
     def __init__(self, alpha: float = 2.0, regions: bool = False) -> None:
-        super().__init__()
+        super().__init__(regions=regions)
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha must be a finite number >= 0 (Karimi et al. use 2), got {alpha!r}.")
+            raise ValueError(f"alpha must be a finite number >= 0 (Karimi & Salcudean use 2), got {alpha!r}.")
         self.alpha = float(alpha)
-        self.regions = bool(regions)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, regions={self.regions}"
 
     def forward(self, logits: Tensor, target: Tensor, rw_map: Tensor, mask: Tensor | None = None) -> Tensor:
         """Return ``mean((softmax(logits) − y)² · rw_map^alpha)``; ``rw_map`` is the distance map ``D``."""

@@ -1,4 +1,4 @@
-"""Two-term loss mixtures of paper 002 Sec. 4.4: "equal" (sum) and "gradual" (Kervadec's α schedule)."""
+"""Two-term loss mixtures of Valverde & Tohka 2022, Sec. 4.4: "equal" (sum) and "gradual" (Kervadec's α)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from .calling import call_loss, loss_inputs, order_inputs
+from .segmentation_loss import SegmentationLoss
 
 __all__ = ["LossMixture", "gradual_alpha"]
 
@@ -14,39 +15,48 @@ SCHEDULES = ("equal", "gradual")
 
 
 def gradual_alpha(epoch: int) -> float:
-    """Kervadec et al.'s schedule used by paper 002: ``α = max((100 − epoch) / 100, 0.01)``.
+    """Kervadec et al.'s schedule used by Valverde & Tohka 2022: ``α = max((100 − epoch) / 100, 0.01)``.
 
     ``α = 1`` at epoch 0, decreasing by 0.01 per epoch to its floor 0.01 from epoch 99 on.
     """
     return max((100 - epoch) / 100, 0.01)
 
 
-class LossMixture(nn.Module):
-    """Sum of two losses, with equal weights or with the gradual schedule of paper 002 Sec. 4.4 / SPEC §1.
+class LossMixture(SegmentationLoss):
+    """Sum of two losses, with equal weights or with the gradual schedule of Valverde & Tohka 2022, Sec. 4.4.
 
     ::
 
         "equal":    L = first + second
         "gradual":  L = α · first + (1 − α) · second,   α = max((100 − epoch) / 100, 0.01)
 
-    Paper 002 combines a Dice or cross-entropy ``first`` with an RW ``second`` term (RW-Boundary, i.e.
-    Boundary loss, or RRW); "gradual" is the Boundary-loss training schedule of Kervadec et al.: the
-    mixture starts as ``first`` alone (``α = 1`` at epoch 0) and hands over to ``second`` (``α → 0.01``).
+    Valverde & Tohka 2022 combine a Dice or cross-entropy ``first`` with an RW ``second`` term (RW-Boundary,
+    i.e. Boundary loss, or RRW); "gradual" is the Boundary-loss training schedule of Kervadec et al. 2019:
+    the mixture starts as ``first`` alone (``α = 1`` at epoch 0) and hands over to ``second`` (``α → 0.01``).
     Epochs count from 0, as in nnU-Net; call :meth:`set_epoch` at the start of every epoch.
 
+    Protocol flags: ``inputs`` is the union of the components' inputs in vocabulary order (``"target"``
+    first); ``nonnegative`` holds when both components declare it. Maps are forwarded through
+    :func:`~nnunet_lossplug.losses.call_loss`, which hands each component the form it accepts
+    (``accepts_rectified``), and a mask goes to both components, each of which must accept one
+    (``accepts_mask``). Region mode is a setting of the components (``regions`` stays ``False`` here).
+
     Args:
-        first: a loss following the ``inputs`` convention (see :func:`~nnunet_lossplug.losses.call_loss`).
+        first: a loss following the calling protocol (:class:`~nnunet_lossplug.losses.SegmentationLoss`, or any
+            ``nn.Module`` with the protocol's defaults).
         second: likewise.
         schedule: ``"equal"`` (default) or ``"gradual"``.
 
-    ``inputs`` is the union of the two components' inputs in vocabulary order (``"target"`` first), and
-    ``forward(logits, target=None, rw_map=None)`` accepts them positionally in that order or by keyword.
+    Shape:
+        ``forward(logits, *inputs, target=None, rw_map=None, mask=None)``: ``logits`` ``(B, K, *spatial)``,
+        then the components' inputs positionally in ``inputs`` order, or by keyword.
+
+    Returns:
+        The weighted sum, a scalar.
     """
 
-    #: maps are forwarded through call_loss, which hands each component the form it accepts
-    accepts_rectified = True
-    #: an ignore mask is forwarded to both components (each must accept one)
     accepts_mask = True
+    accepts_rectified = True
 
     def __init__(
         self,
@@ -57,11 +67,17 @@ class LossMixture(nn.Module):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+        for component in (first, second):
+            loss_inputs(component)  # refuse a component with invalid inputs now, not at its first forward
         self.first = first
         self.second = second
         self.schedule = schedule
-        self.inputs: tuple[str, ...] = order_inputs(loss_inputs(first) + loss_inputs(second))
         self.epoch = 0
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The union of the components' ``inputs``, in vocabulary order."""
+        return order_inputs(loss_inputs(self.first) + loss_inputs(self.second))
 
     @property
     def nonnegative(self) -> bool:
@@ -85,8 +101,9 @@ class LossMixture(nn.Module):
             raise ValueError(f"epoch must be an int >= 0 (nnU-Net counts from 0), got {epoch!r}.")
         self.epoch = epoch
 
-    def extra_repr(self) -> str:
-        return f"schedule={self.schedule!r}, epoch={self.epoch}, inputs={self.inputs}"
+    def constructor_settings(self) -> dict[str, object]:
+        """The schedule, with the current epoch and the inputs (state worth seeing in ``repr``)."""
+        return {**super().constructor_settings(), "epoch": self.epoch, "inputs": self.inputs}
 
     def forward(
         self,

@@ -1,7 +1,7 @@
 """A rectified RW map in O(N) memory: the true class's value and one common value for all other classes.
 
-A map is rectified (paper 002 Sec. 3.3-3.4) when, at every voxel ``i`` with true class ``t = t(i)``, all
-non-true channels hold one common value ``c_t(i)``::
+A map is rectified (Valverde & Tohka 2022, Sec. 3.3-3.4) when, at every voxel ``i`` with true class
+``t = t(i)``, all non-true channels hold one common value ``c_t(i)``::
 
     z_k(i) = z_t(i)   if k = t(i)           (RRW: −d/max d ∈ [−1, 0); AC: 0; Cao: −1)
     z_k(i) = c_t(i)   otherwise             (RRW: 1, or the class emphasis c_t of Sec. 3.3; AC, Cao: 1)

@@ -1,32 +1,33 @@
-"""Region-wise (RW) loss of paper 002 (Valverde & Tohka), eq. (1)-(2); SPEC §1."""
+"""Region-wise (RW) loss of Valverde & Tohka 2022, eq. 1-2."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._inputs import compute_dtype, full_precision, prepare_logits, prepare_map
 from .rectified_map import RectifiedMap, true_class_log_softmax
 from .regions import masked_voxel_mean, prepare_mask, region_problem, two_class_map, unmasked_labels
+from .segmentation_loss import SegmentationLoss
 
 __all__ = ["RegionWiseLoss"]
 
 
-class RegionWiseLoss(nn.Module):
+class RegionWiseLoss(SegmentationLoss):
     """Region-wise loss: the mean of the element-wise product of the softmax and a precomputed RW map.
 
-    Paper 002 eq. (1), normalised by the number of elements as the reference code (``torch.mean``)::
+    Valverde & Tohka 2022, eq. 1, normalised by the number of elements as their reference code
+    (``torch.mean``)::
 
         L_RW = mean_{b,k,i} ( s[b,k,i] · z[b,k,i] ),      s = softmax(logits, dim=1)
 
-    ``z`` (``rw_map``, shape ``(B, K, *spatial)``) depends only on the ground truth (RRW, RW-Boundary, AC,
-    Cao et al.; see :mod:`nnunet_lossplug.maps`). Gradient, eq. (2), per voxel::
+    ``z`` (``rw_map``) depends only on the ground truth (RRW, RW-Boundary, AC, Cao et al.; see
+    :mod:`nnunet_lossplug.maps`). Gradient, their eq. 2, per voxel::
 
         ∂L/∂x_k = s_k · (z_k − Σ_j s_j z_j) / numel
 
-    For a map that is constant across classes at a voxel the gradient there is zero (paper 002 Sec. 3.1).
+    For a map that is constant across classes at a voxel the gradient there is zero (Valverde & Tohka 2022,
+    Sec. 3.1).
 
     Sign. The paper's value can be negative: with RRW maps (``z ∈ [−1, 0)`` on the true class, ``1``
     elsewhere) each voxel contributes ``Σ_k s_k z_k ∈ [z_true, 1] ⊂ [−1, 1]``, so ``L_RW ∈ [−1/K, 1/K]``;
@@ -41,12 +42,22 @@ class RegionWiseLoss(nn.Module):
     :class:`~nnunet_lossplug.losses.DeepSupervisionLoss` (``weights="trainable"``). For an RRW map the
     shift at a voxel is ``|z_true| ∈ (0, 1]`` and the shifted value lies in ``[0, 2/K]``.
 
+    Rectified maps in ``O(N)``. ``rw_map`` may also be a :class:`~nnunet_lossplug.losses.RectifiedMap`
+    ``(t, z_t, c_t)`` (RRW, AC, Cao; see :mod:`~nnunet_lossplug.losses.rectified_map`). Then, with
+    ``s_t = exp(x_t − logsumexp x)``, the same value and gradient are computed without any ``K``-channel map::
+
+        L_RW = mean_{b,i}( c_t + s_t (z_t − c_t) ) / K
+        shifted: subtract min(z_t, c_t) per voxel (= min_k z_k)
+
+    With a ``mask`` the mean runs over the annotated voxels of each image,
+    ``Σ_{annotated i} Σ_k s·z / (K·#annotated)``, then over the images that have any.
+
     Args:
         shift_to_nonnegative: ``False`` (default) returns the paper's and reference code's value;
             ``True`` returns the shifted, non-negative form above (same gradients).
-        regions: region (sigmoid) mode for nnU-Net's region-based datasets (SPEC §4). ``logits``
-            ``(B, R, *spatial)`` hold one logit ``x_r`` per region, ``p_r = sigmoid(x_r)``, and each region is
-            the two-class softmax problem with logits ``(0, x_r)``::
+        regions: region mode (:class:`~nnunet_lossplug.losses.SegmentationLoss`, "Regions and ignore mask"):
+            one logit ``x_r`` per region, ``p_r = sigmoid(x_r)``, each region the two-class softmax problem with
+            logits ``(0, x_r)``::
 
                 L_RW = mean_{b,r,i} ( p_r · z_r^in + (1 − p_r) · z_r^out ) / 2
                 ∂L/∂x_r = p_r (1 − p_r) (z_r^in − z_r^out) / 2 / numel
@@ -56,39 +67,27 @@ class RegionWiseLoss(nn.Module):
             problems (:func:`~nnunet_lossplug.losses.regions.region_rectified_map`). A two-class map is always
             rectified: the gradient is negative inside the region and positive outside for every ``p``.
 
-    Ignore mask (SPEC §4). ``forward(..., mask=m)`` with ``m`` ``(B, 1, *spatial)``, ``True`` at annotated
-    voxels: the mean runs over the annotated voxels of each image, ``Σ_{annotated i} Σ_k s·z / (K·#annotated)``,
-    then over the images that have any; ignored voxels get exactly zero gradient.
+    Shape:
+        ``logits`` and ``rw_map`` ``(B, K, *spatial)`` (2D or 3D; ``rw_map`` dense or a ``RectifiedMap`` of that
+        shape); optional keyword ``mask`` ``(B, 1, *spatial)``, ``True`` at annotated voxels.
 
-    Rectified maps in ``O(N)``. ``rw_map`` may also be a :class:`~nnunet_lossplug.losses.RectifiedMap`
-    ``(t, z_t, c_t)`` (RRW, AC, Cao; see :mod:`~nnunet_lossplug.losses.rectified_map`). Then, with
-    ``s_t = exp(x_t − logsumexp x)``, the same value and gradient are computed without any ``K``-channel map::
-
-        L_RW = mean_{b,i}( c_t + s_t (z_t − c_t) ) / K
-        shifted: subtract min(z_t, c_t) per voxel (= min_k z_k)
-
-    Shapes: ``logits`` and ``rw_map`` ``(B, K, *spatial)`` (2D or 3D). Returns a scalar in float32 (float64
-    for float64 logits).
+    Returns:
+        A scalar, float32 (float64 for float64 logits); non-negative with ``shift_to_nonnegative=True``.
     """
 
-    accepts_rectified: ClassVar[bool] = True
-    accepts_mask: ClassVar[bool] = True
-    supports_regions: ClassVar[bool] = True
-
-    inputs: ClassVar[tuple[str, ...]] = ("rw_map",)
+    inputs = ("rw_map",)
+    accepts_mask = True
+    accepts_rectified = True
+    supports_regions = True
 
     def __init__(self, shift_to_nonnegative: bool = False, regions: bool = False) -> None:
-        super().__init__()
+        super().__init__(regions=regions)
         self.shift_to_nonnegative = bool(shift_to_nonnegative)
-        self.regions = bool(regions)
 
     @property
     def nonnegative(self) -> bool:
         """Whether the returned value is guaranteed ``>= 0`` (only with ``shift_to_nonnegative=True``)."""
         return self.shift_to_nonnegative
-
-    def extra_repr(self) -> str:
-        return f"shift_to_nonnegative={self.shift_to_nonnegative}, regions={self.regions}"
 
     def forward(self, logits: Tensor, rw_map: Tensor | RectifiedMap, mask: Tensor | None = None) -> Tensor:
         """Return ``mean(softmax(logits) * rw_map)`` (shifted to ``>= 0`` if configured; masked if given)."""
