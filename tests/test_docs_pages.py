@@ -4,6 +4,7 @@ that exist, and the plain-PyTorch example running as printed."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -21,6 +22,11 @@ PENDING = {
     ("examples/acdc/README.md", "| RRW (paper 002) |"):
         "matched literally by tests/test_acdc_table5.py and written by examples/acdc/table5_report.py",
 }
+
+
+@functools.cache
+def python_sources() -> tuple[str, ...]:
+    return tuple(p.read_text() for p in project_files("*.py"))
 
 
 def python_excerpt(block: str, sources: tuple[str, ...]) -> bool:
@@ -56,8 +62,7 @@ def test_each_page_opens_with_its_title_and_what_it_is_for(page: Path) -> None:
 
 @pytest.mark.parametrize("path", CHECKED, ids=[p.relative_to(REPO).as_posix() for p in CHECKED])
 def test_no_process_words(path: Path) -> None:
-    sources = tuple(p.read_text() for p in project_files("*.py"))
-    text = unchecked_text(path, sources)
+    text = unchecked_text(path, python_sources())
     found = [f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r}" for m in PROCESS_WORDS.finditer(text)]
     assert not found, f"{path.relative_to(REPO)}: {found} (cite papers by author and year, see docs/papers.md)"
 
