@@ -1,4 +1,5 @@
-"""The paper numbers in examples/acdc/README.md match paper 002's text (Tables 2 and 5), significance marks included."""
+"""The paper numbers in examples/acdc/README.md match the text of Valverde & Tohka 2022 (Tables 2 and 5), significance
+marks included; the by-hand recipe is addressed by heading anchor (``examples/acdc/README.md#quick-start``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.project_documents import section
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "examples" / "acdc" / "README.md").read_text()
+README_PATH = REPO / "examples" / "acdc" / "README.md"
+README = README_PATH.read_text()
 PAPERS = sorted((REPO.parent / "shared" / "papers").glob("002_*.txt"))
 NUMBER = re.compile(r"\d+\.\d+\*?")
 
@@ -21,6 +24,12 @@ def _paper_rows(after: str, count: int) -> list[list[str]]:
     start = next(i for i, line in enumerate(lines) if line.startswith(after))
     rows = [line for line in lines[start + 1:] if NUMBER.search(line)][:count]
     return [NUMBER.findall(row.replace("∗", "*")) for row in rows]
+
+
+def _by_hand_recipe() -> str:
+    """The by-hand steps of the README's quick start (the section under ``#quick-start``, from its by-hand part on)."""
+    quick_start = section(README_PATH, "quick-start")
+    return quick_start[quick_start.index("Single steps, by hand"):]
 
 
 def _readme_rows(keep) -> list[list[str]]:
@@ -55,7 +64,7 @@ def test_table5_recipe_is_the_single_command() -> None:
     assert "PREPARE_ONLY=1 bash examples/acdc/table5.sh" in README
     assert "edit `batch_size`" not in README and "nnUNetv2_plan_experiment -d 28" not in README
     assert "features_per_stage" in README and "check them against the published PDF" in README
-    manual = README[README.index("Single steps, by hand"):README.index("## Table 5 in one command")]
+    manual = _by_hand_recipe()
     order = [manual.index(step) for step in ("convert_acdc.py", "nnUNetv2_extract_fingerprint",
                                              "nnUNetv2_plan_experiment", "nnUNetv2_preprocess", "precompute")]
     assert order == sorted(order)
@@ -64,7 +73,7 @@ def test_table5_recipe_is_the_single_command() -> None:
 def test_the_manual_recipe_copies_the_fingerprint_before_training() -> None:
     """nnUNetv2_train copies dataset_fingerprint.json from the preprocessed folder at start and crashes without it;
     the by-hand recipe plans on another dataset id, so it must copy the planning dataset's fingerprint over."""
-    manual = README[README.index("Single steps, by hand"):README.index("## Table 5 in one command")]
+    manual = _by_hand_recipe()
     copy = manual.index("Dataset927_ACDCPlanning/dataset_fingerprint.json")
     assert manual.rindex("cp ", 0, copy) > manual.index("nnUNetv2_move_plans_between_datasets")
     assert copy < manual.index("nnUNetv2_train")

@@ -1,5 +1,6 @@
-"""Every ``nnunet-lossplug`` command the documentation quotes exists, with every flag it shows, in that
-subcommand's ``--help``: commands are parsed out of the Markdown (code blocks and inline code), not listed here."""
+"""Every ``nnunet-lossplug`` command the documentation quotes (README.md, docs/, examples/, experiments/) exists,
+with every flag it shows, in that subcommand's ``--help``: commands are parsed out of the Markdown (code blocks and
+inline code), not listed here."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ QUOTED = [(path.relative_to(REPO).as_posix(), command) for path in DOCUMENTS
 def test_the_documents_quote_commands_at_all() -> None:
     """The parser finds the README's own main-job command (so the test below cannot pass on an empty list)."""
     assert ("README.md", "nnunet-lossplug demo") in QUOTED
-    assert {"README.md", "examples/acdc/README.md"} <= {path for path, _ in QUOTED}
+    assert {"README.md", "examples/acdc/README.md", "docs/evaluation.md", "docs/maps_and_cache.md",
+            "docs/plug_in_your_own_loss.md"} <= {path for path, _ in QUOTED}
     assert subcommand_and_flags("nnunet-lossplug show-maps -d 27 [--case ID] [-o maps.png]") == (
         "show-maps", ["-d", "--case", "-o"])
 

@@ -1,33 +1,28 @@
-"""The README's "RW maps for regions and sparse labels" example runs as printed."""
+"""The regions and ignore-label page's examples work as printed: its PyTorch example runs (its own assert checks
+the zero gradient on ignored voxels) and its dataset.json excerpt is what nnU-Net and ``evaluate`` read. The page's
+parts are addressed by heading anchor (``docs/regions_and_ignore_labels.md#in-plain-pytorch``)."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import json
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from helpers.project_documents import DOCS, code_blocks, section
 
-
-def _section() -> str:
-    text = README.read_text()
-    start = text.index("## RW maps for regions and sparse labels")
-    return text[start: text.index("\n## ", start + 1)]
+PAGE = DOCS / "regions_and_ignore_labels.md"
 
 
 def test_readme_region_example_runs():
-    blocks = re.findall(r"```python\n(.*?)```", _section(), flags=re.S)
+    blocks = code_blocks(section(PAGE, "in-plain-pytorch"), "python")
     assert len(blocks) == 1
-    exec(compile(blocks[0], "README.md", "exec"), {})  # its own assert checks the zero gradient
+    exec(compile(blocks[0], str(PAGE), "exec"), {})  # its own assert checks the zero gradient
 
 
 def test_readme_region_json_is_what_nnunet_reads(tmp_path):
-    import json
-
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
     from nnunet_lossplug.evaluation.label_setup import evaluation_labels
 
-    block = re.findall(r"```json\n(.*?)```", _section(), flags=re.S)[0]
+    block = code_blocks(section(PAGE, "what-nnu-net-calls-regions-and-ignore-labels"), "json")[0]
     content = json.loads("{" + block.strip() + "}")
     manager = LabelManager(content["labels"], content["regions_class_order"])
     assert manager.has_regions and manager.ignore_label == 4 and len(manager.foreground_regions) == 3

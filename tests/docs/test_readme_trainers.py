@@ -1,17 +1,47 @@
-"""The README's trainer tables say what the trainer classes declare: every trainer named there exists, and its
-optimiser, learning rate, gradient clipping and epochs are the class's (the table is parsed, not copied here)."""
+"""The trainer tables of docs/trainers.md say what the trainer classes declare: every trainer named there exists,
+and its optimiser, learning rate, gradient clipping and epochs are the class's (the table is parsed, not copied
+here); every shipped trainer is in the tables; the page's subclassing example works. The page's parts are
+addressed by heading anchor (``docs/trainers.md#trainer-table``)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from helpers.project_documents import DOCS, code_blocks, section
 
-from nnunet_lossplug.catalogue import list_trainers, trainer_class
+PAGE = DOCS / "trainers.md"
+SECTION = section(PAGE, "trainer-table") + section(PAGE, "the-papers-networks")
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-SECTION = README[README.index("\n## Trainers"):README.index("\n## Use the losses in plain PyTorch")]
+
+def _importable_trainers():
+    """``nnunet_lossplug.trainers`` once the trainers are importable from the package, else None."""
+    try:
+        import nnunet_lossplug.trainers as trainers
+    except ModuleNotFoundError:
+        return None
+    return trainers if hasattr(trainers, "nnUNetTrainerRRW") else None  # a bare namespace folder is not enough
+
+
+TRAINERS = _importable_trainers()
+
+if TRAINERS is not None:
+    from nnunet_lossplug.nnunet import LossPlugTrainer
+
+    def trainer_class(name: str) -> type:
+        return getattr(TRAINERS, name)
+
+    def shipped_trainer_names() -> list[str]:
+        return sorted(name for name, value in vars(TRAINERS).items() if isinstance(value, type)
+                      and issubclass(value, LossPlugTrainer) and value is not LossPlugTrainer
+                      and name.startswith("nnUNetTrainer"))
+else:
+    # TODO(merge): the trainers become importable (`from nnunet_lossplug.trainers import nnUNetTrainerRRW`) and
+    # nnunet_lossplug.catalogue is removed; then delete this branch and keep the one above.
+    from nnunet_lossplug.catalogue import list_trainers, trainer_class
+
+    def shipped_trainer_names() -> list[str]:
+        return [entry.name for entry in list_trainers()]
 
 
 def expand(cell: str) -> list[str]:
@@ -45,34 +75,49 @@ def test_the_table_was_parsed() -> None:
 def test_optimiser_column_matches_the_class(name: str, cell: str) -> None:
     cls = trainer_class(name)
     match = re.match(r"^(nnU-Net's )?(Adam|SGD) ([\d.e-]+)(?:, clip ([\d.]+))?, (\d+)$", cell)
-    assert match, f"{name}: cannot read the README cell {cell!r}"
+    assert match, f"{name}: cannot read the table cell {cell!r}"
     nnunet_default, optimiser, lr, clip, epochs = match.groups()
     spec = cls.optimizer_spec
     if nnunet_default:
-        assert spec is None, f"{name}: README says nnU-Net's optimiser, the class declares {spec.describe()}"
+        assert spec is None, f"{name}: the table says nnU-Net's optimiser, the class declares {spec.describe()}"
         assert (optimiser, float(lr)) == ("SGD", 1e-2)
     else:
         assert spec is not None and spec.factory.__name__ == optimiser and spec.lr == float(lr), (
-            f"{name}: README says {optimiser} {lr}, the class declares {spec.describe() if spec else None}")
-    assert (cls.epochs or 1000) == int(epochs), f"{name}: README says {epochs} epochs, the class {cls.epochs}"
-    assert cls.grad_clip == (float(clip) if clip else 12.0), f"{name}: README clip {clip or 12}, class {cls.grad_clip}"
+            f"{name}: the table says {optimiser} {lr}, the class declares {spec.describe() if spec else None}")
+    assert (cls.epochs or 1000) == int(epochs), f"{name}: the table says {epochs} epochs, the class {cls.epochs}"
+    assert cls.grad_clip == (float(clip) if clip else 12.0), f"{name}: table clip {clip or 12}, class {cls.grad_clip}"
 
 
-def test_every_shipped_trainer_is_in_the_readme() -> None:
-    """Every trainer the plugin ships is named in a README table; a ``_50epochs`` variant's base trainer is, and the
-    sentence about the variants names the base's short name; the learning-rate variants have their own row."""
+def test_every_shipped_trainer_is_in_the_tables() -> None:
+    """Every trainer the plugin ships is named in a table of the page; a ``_50epochs`` variant's base trainer is,
+    and the sentence about the variants names the base's short name; the learning-rate variants have their own
+    row."""
     named = set(expand(SECTION))
     variants = SECTION[SECTION.index("`nnUNetTrainerRRW_50epochs`"):]
     variants = variants[:variants.index("\n\n")]
-    for entry in list_trainers():
-        if entry.name.endswith("_50epochs"):
-            base = entry.name.removesuffix("_50epochs")
-            assert base in named, f"{entry.name}: its base trainer {base} is not in the README's tables"
+    names = shipped_trainer_names()
+    assert len(names) >= 25
+    for name in names:
+        if name.endswith("_50epochs"):
+            base = name.removesuffix("_50epochs")
+            assert base in named, f"{name}: its base trainer {base} is not in the trainer tables"
             short = base.removeprefix("nnUNetTrainer")
             assert short in variants or base in variants or any(
                 short == pre + part + post for pre, parts, post in re.findall(r"`(\w*)\{([\w,]+)\}(\w*)`", variants)
-                for part in parts.split(",")), f"{entry.name} is shipped but the README's 50-epoch sentence omits it"
-        elif re.search(r"_lr1e\d$", entry.name):
+                for part in parts.split(",")), f"{name} is shipped but the 50-epoch sentence omits it"
+        elif re.search(r"_lr1e\d$", name):
             assert "`…_lr1e3`, `…_lr1e2` of those three" in SECTION
         else:
-            assert entry.name in named, f"{entry.name} is shipped but missing from the README's trainer tables"
+            assert name in named, f"{name} is shipped but missing from the trainer tables"
+
+
+# TODO(merge): this forward reference passes once `from nnunet_lossplug.trainers import nnUNetTrainerRRW` works
+# (trainers moved into the package); until then it is an expected failure, and strict: it must pass after the merge.
+@pytest.mark.xfail(TRAINERS is None, strict=True,
+                   reason="TODO(merge): the trainers are not importable from nnunet_lossplug.trainers yet")
+def test_the_subclassing_example_runs() -> None:
+    blocks = code_blocks(section(PAGE, "subclassing-a-trainer"), "python")
+    assert len(blocks) == 1
+    namespace: dict = {}
+    exec(compile(blocks[0], str(PAGE), "exec"), namespace)
+    assert issubclass(namespace["MyRRW"], namespace["nnUNetTrainerRRW"]) and namespace["MyRRW"].epochs == 50

@@ -30,7 +30,7 @@ from nnunet_lossplug.losses import (
 
 torch.set_num_threads(1)
 
-CONVENTIONS = Path(__file__).resolve().parents[1] / "docs" / "conventions.md"
+CONVENTIONS = Path(__file__).resolve().parents[2] / "docs" / "conventions.md"
 EXPORTED_LOSSES = [
     value for name in losses.__all__
     if isinstance(value := getattr(losses, name), type) and issubclass(value, nn.Module)
