@@ -38,7 +38,7 @@ Datasets (``nnunet_lossplug.demo.synthetic``, planned and preprocessed by nnU-Ne
 covers at most 5 % of the dataset's voxels) and batch 2 of 64 x 192 x 192 for 3d_fullres.
 ``--quick``: one dataset of 5 cases of 6 x 40 x 40 for both configurations, warm-up 1 and 2 timed iterations,
 one augmentation worker and one preprocessing process by default (about 70 CPU-seconds: 110 s on this project's
-2-core machine at a load average of 10, 170 s at 14; ``tests/test_gpu_check.py`` runs it).
+2-core machine at a load average of 10, 170 s at 14; ``tests/scripts/test_gpu_check.py`` runs it).
 
 Usage::
 

@@ -79,7 +79,7 @@ def rrw_map(
     softmax. Reading ``c_k`` per channel ("channel k gets ``c_k`` outside class k") would give the
     non-true components of one voxel different values ``c_k ≠ c_l``, and a softmax concentrated on the
     largest of them makes two components negative: the map would no longer be rectified (shown in
-    ``tests/test_maps_rectification.py`` with :func:`~nnunet_lossplug.maps.rectification_report`). With
+    ``tests/maps/test_maps_rectification.py`` with :func:`~nnunet_lossplug.maps.rectification_report`). With
     the per-true-class reading, a larger ``c_t`` scales up the loss and the gradient on voxels of class
     ``t`` (the paper's "more important pixels"). ``None`` means ``c ≡ 1`` (eq. 4 exactly).
 

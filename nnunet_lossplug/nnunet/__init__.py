@@ -8,7 +8,7 @@
 - :mod:`.errors`: every user-facing error class.
 
 Dependencies point one way: ``trainer -> map_transport -> map_cache -> codecs -> errors`` (a room imports only
-rooms to its right; ``tests/test_import_graph.py`` checks that no module import cycle exists). nnunetv2 is
+rooms to its right; ``tests/project/test_import_graph.py`` checks that no module import cycle exists). nnunetv2 is
 imported by :mod:`.map_cache` (its dataset and plans classes) and :mod:`.trainer`; :mod:`.map_transport` uses
 batchgeneratorsv2 (nnU-Net's augmentation library), :mod:`.codecs` and :mod:`.errors` neither.
 
