@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_lossplug.catalogue import list_trainers, trainer_class
+from nnunet_lossplug import trainers
+from nnunet_lossplug.trainer_listing import plugin_trainers
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 SECTION = README[README.index("\n## Trainers"):README.index("\n## Use the losses in plain PyTorch")]
@@ -43,7 +44,7 @@ def test_the_table_was_parsed() -> None:
 
 @pytest.mark.parametrize(("name", "cell"), ROWS, ids=[n for n, _ in ROWS])
 def test_optimiser_column_matches_the_class(name: str, cell: str) -> None:
-    cls = trainer_class(name)
+    cls = getattr(trainers, name)
     match = re.match(r"^(nnU-Net's )?(Adam|SGD) ([\d.e-]+)(?:, clip ([\d.]+))?, (\d+)$", cell)
     assert match, f"{name}: cannot read the README cell {cell!r}"
     nnunet_default, optimiser, lr, clip, epochs = match.groups()
@@ -64,7 +65,7 @@ def test_every_shipped_trainer_is_in_the_readme() -> None:
     named = set(expand(SECTION))
     variants = SECTION[SECTION.index("`nnUNetTrainerRRW_50epochs`"):]
     variants = variants[:variants.index("\n\n")]
-    for entry in list_trainers():
+    for entry in plugin_trainers():
         if entry.name.endswith("_50epochs"):
             base = entry.name.removesuffix("_50epochs")
             assert base in named, f"{entry.name}: its base trainer {base} is not in the README's tables"
