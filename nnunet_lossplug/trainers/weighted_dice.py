@@ -3,8 +3,8 @@
 Multi-class Dice ``L_MD = (1/L) Σ_l w_l (1 − D_l)`` over all labels, background included (eq. 3-6), per
 image, with the paper's weights from the voxel counts of the fold's training cases (computed once by the
 precompute hook): uniform ``W_u = 1``, simple ``W_s = N / (L·|R_l| + 1)``, square ``W_q = N / (L·|R_l|² + 1)``,
-unnormalised as in the paper. Adam; the paper compares initial learning rates 1e-3 and 1e-2 (``_lr1e3``,
-``_lr1e2``; the unsuffixed trainer uses 1e-3). 300 epochs, nnU-Net's poly schedule and deep supervision.
+unnormalised as in the paper. Adam; the paper compares initial learning rates 1e-3 (the unsuffixed trainers)
+and 1e-2 (``_lr1e2``). 300 epochs, nnU-Net's poly schedule and deep supervision.
 """
 
 from nnunet_lossplug.losses import DiceLoss
@@ -14,13 +14,10 @@ __all__ = [
     "WeightedDicePaperTrainer",
     "nnUNetTrainerDiceSimple",
     "nnUNetTrainerDiceSimple_lr1e2",
-    "nnUNetTrainerDiceSimple_lr1e3",
     "nnUNetTrainerDiceSquare",
     "nnUNetTrainerDiceSquare_lr1e2",
-    "nnUNetTrainerDiceSquare_lr1e3",
     "nnUNetTrainerDiceUniform",
     "nnUNetTrainerDiceUniform_lr1e2",
-    "nnUNetTrainerDiceUniform_lr1e3",
 ]
 
 
@@ -57,34 +54,16 @@ class nnUNetTrainerDiceSquare(WeightedDicePaperTrainer):
     loss_spec = weighted_dice("square")
 
 
-class nnUNetTrainerDiceUniform_lr1e3(nnUNetTrainerDiceUniform):
-    """Uniform weights, initial learning rate 1e-3 (Shen et al. 2018, Table 1)."""
-
-    optimizer_spec = adam(lr=1e-3)
-
-
 class nnUNetTrainerDiceUniform_lr1e2(nnUNetTrainerDiceUniform):
     """Uniform weights, initial learning rate 1e-2 (Shen et al. 2018, Table 1)."""
 
     optimizer_spec = adam(lr=1e-2)
 
 
-class nnUNetTrainerDiceSimple_lr1e3(nnUNetTrainerDiceSimple):
-    """Simple weights, initial learning rate 1e-3 (Shen et al. 2018, Table 1)."""
-
-    optimizer_spec = adam(lr=1e-3)
-
-
 class nnUNetTrainerDiceSimple_lr1e2(nnUNetTrainerDiceSimple):
     """Simple weights, initial learning rate 1e-2 (Shen et al. 2018, Table 1)."""
 
     optimizer_spec = adam(lr=1e-2)
-
-
-class nnUNetTrainerDiceSquare_lr1e3(nnUNetTrainerDiceSquare):
-    """Square weights, initial learning rate 1e-3 (Shen et al. 2018, Table 1)."""
-
-    optimizer_spec = adam(lr=1e-3)
 
 
 class nnUNetTrainerDiceSquare_lr1e2(nnUNetTrainerDiceSquare):
