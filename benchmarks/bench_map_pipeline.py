@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -165,18 +164,16 @@ def prepare_dataset(workdir: Path, settings: Settings, fresh: bool) -> None:
 def trainer_classes() -> dict[str, type]:
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    spec = importlib.util.spec_from_file_location("lossplug_region_wise", REPO / "trainers" / "lossplug_region_wise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from nnunet_lossplug.trainers import nnUNetTrainerRRW, nnUNetTrainerRRWOnline
 
-    class nnUNetTrainerRRWReferencePlacement(module.nnUNetTrainerRRW):
+    class nnUNetTrainerRRWReferencePlacement(nnUNetTrainerRRW):
         """RRW maps computed in the training process inside the loss, scipy per class (the reference code)."""
 
         rw_map = "rrw_reference"
         map_placement = "loss"
 
-    return {"nnunet": nnUNetTrainer, "precomputed": module.nnUNetTrainerRRW,
-            "worker": module.nnUNetTrainerRRWOnline, "reference": nnUNetTrainerRRWReferencePlacement}
+    return {"nnunet": nnUNetTrainer, "precomputed": nnUNetTrainerRRW,
+            "worker": nnUNetTrainerRRWOnline, "reference": nnUNetTrainerRRWReferencePlacement}
 
 
 def build_trainer(cls: type, configuration: str, preprocessed: Path):

@@ -373,9 +373,9 @@ def trainer_class(name: str) -> type:
 
     if name != REFERENCE:
         return recursive_find_trainer_class_by_name(name)
-    rrw = recursive_find_trainer_class_by_name("nnUNetTrainerRRW")
+    from nnunet_lossplug.trainers import nnUNetTrainerRRW
 
-    class nnUNetTrainerRRWReferencePlacement(rrw):
+    class nnUNetTrainerRRWReferencePlacement(nnUNetTrainerRRW):
         """RRW maps computed in the training process inside the loss, scipy per class (the reference code)."""
 
         rw_map = "rrw_reference"

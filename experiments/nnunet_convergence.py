@@ -78,7 +78,7 @@ import random
 import numpy as np
 import torch
 
-from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug import trainers
 from nnunet_lossplug.nnunet import adam
 
 
@@ -105,7 +105,7 @@ class _Seeded:
 
 VARIANT_CLASS = '''
 
-class {name}(_Seeded, trainer_class("{base}")):
+class {name}(_Seeded, trainers.{base}):
     seed = {seed}
     epochs = {epochs}
     iterations_per_epoch = {iterations}

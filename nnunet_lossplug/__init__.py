@@ -5,7 +5,8 @@ Sub-packages, in the direction of their dependencies:
 - :mod:`nnunet_lossplug.maps` — label map -> Region-wise maps and distances (numpy only).
 - :mod:`nnunet_lossplug.losses` — logits, targets, maps -> scalar loss (torch only).
 - :mod:`nnunet_lossplug.nnunet` — the only code that imports nnunetv2: precompute hook, map transport, base trainer.
-- ``trainers/`` (installed as ``nnunet_lossplug/trainers``) — declarations that nnU-Net's CLI discovers.
+- :mod:`nnunet_lossplug.trainers` — the trainer classes (declarations), importable and subclassable; nnU-Net's CLI
+  discovers them through ``trainers/`` (installed as ``nnunet_lossplug/ext_trainer_folder``), one-line re-exports.
 
 This module is imported at interpreter start-up by the discovery ``.pth`` file, so it must stay free of heavy imports.
 """

@@ -17,20 +17,23 @@ from pathlib import Path
 
 ENV_VAR = "nnUNet_extTrainer"
 OPT_OUT_VAR = "NNUNET_LOSSPLUG_NO_AUTOREGISTER"
+INSTALLED_FOLDER = "ext_trainer_folder"  # where a wheel puts the folder, inside the package
 _MARKER = "lossplug_region_wise.py"  # a file every copy of our trainer folder has
 
 
 def trainers_folder() -> Path:
-    """The folder holding our ``nnUNetTrainer`` subclasses.
+    """The folder nnU-Net searches for our trainers (listed in ``nnUNet_extTrainer``).
 
-    An installed wheel carries it as ``nnunet_lossplug/trainers``; a source checkout or an editable install
-    uses the live ``trainers/`` folder next to the package, so edits take effect without reinstalling.
+    Its files are one-line re-exports of :mod:`nnunet_lossplug.trainers` (``from nnunet_lossplug.trainers.region_wise
+    import *``), so the class nnU-Net finds by name is the package's class. An installed wheel carries the folder
+    as ``nnunet_lossplug/ext_trainer_folder`` (not a package: nnU-Net imports its files as top-level modules); a
+    source checkout or an editable install uses the ``trainers/`` folder next to the package.
     """
     package_dir = Path(__file__).resolve().parent
     source_checkout = package_dir.parent / "trainers"
     if (source_checkout / _MARKER).is_file():
         return source_checkout
-    return package_dir / "trainers"
+    return package_dir / INSTALLED_FOLDER
 
 
 def ext_trainer_value(existing: str | None = None) -> str:

@@ -357,18 +357,20 @@ def render_trainer(request: TrainerRequest, folder: Path | None = None) -> str:
     """The source of the trainer file for ``request``, after :func:`check_request`.
 
     The file has a docstring that says how nnU-Net finds it (with the ``export`` line for ``folder`` when
-    given), two import lines, and the class: ``loss_spec``, ``rw_map`` (if any), ``ds_weights``, and
+    given), three import lines (the loss, the declaration helpers, the base class from
+    :mod:`nnunet_lossplug.trainers`), and the class: ``loss_spec``, ``rw_map`` (if any), ``ds_weights``, and
     ``optimizer_spec``, ``grad_clip``, ``epochs``, ``iterations_per_epoch``, ``val_iterations_per_epoch`` where
     the request sets them.
     """
     resolved = check_request(request, folder)
     loss_alias = resolved.name if resolved.name not in _FILE_NAMES | {request.name} else "UserLoss"
     choice = request.optimizer_choice()
-    glue = ["LossPlugTrainer", "LossSpec"] + ([choice[0]] if choice is not None else [])
+    glue = ["LossSpec"] + ([choice[0]] if choice is not None else [])
     loss_import = f"from {resolved.module} import {resolved.name}"
     if loss_alias != resolved.name:
         loss_import += f" as {loss_alias}"
-    imports = sorted([loss_import, f"from nnunet_lossplug.nnunet import {', '.join(glue)}"],
+    imports = sorted([loss_import, f"from nnunet_lossplug.nnunet import {', '.join(glue)}",
+                      "from nnunet_lossplug.trainers import LossPlugTrainer"],
                      key=lambda line: line.split()[1])
 
     spec_arguments = [loss_alias] + [f"{key}={_literal(value)}" for key, value in request.loss_kwargs.items()]
@@ -401,6 +403,8 @@ def render_trainer(request: TrainerRequest, folder: Path | None = None) -> str:
         *commands,
         "",
         "nnU-Net imports this file as a top-level module: import only from installed packages.",
+        "To start from one of the plugin's trainers instead, import it from nnunet_lossplug.trainers in",
+        "place of LossPlugTrainer (e.g. nnUNetTrainerRRW) and keep only the declarations you change.",
         '"""',
         "",
         *imports,

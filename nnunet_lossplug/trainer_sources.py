@@ -4,12 +4,18 @@ nnU-Net resolves ``-tr NAME`` to the first class called NAME it finds: in its ow
 folder of ``nnUNet_extTrainer`` in the order listed (in a folder, its ``.py`` files by file name, then its
 sub-packages). A second class of the same name is silently never used. :func:`trainer_search_folders`,
 :func:`class_definitions` and :func:`duplicate_trainer_names` find such names for ``nnunet-lossplug new-trainer``,
-``nnunet-lossplug trainers`` and a trainer's start. This module imports neither nnunetv2 nor the trainers, so
-the trainer room may import it.
+``nnunet-lossplug trainers`` and a trainer's start.
+
+A file's classes are those it defines and those it re-exports with ``from package.module import *`` (followed
+to the module's source, honouring a literal ``__all__``): the plugin's trainer folder holds only such
+re-exports of :mod:`nnunet_lossplug.trainers`. A class is reported at the file that defines it, so two files
+re-exporting the same module are one definition, not two. This module imports neither nnunetv2 nor the
+trainers, so nnU-Net glue that runs at a trainer's start may import it.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 from collections.abc import Iterable, Sequence
@@ -78,24 +84,90 @@ def _module_files(folder: Path) -> list[Path]:
     return files + [path for package in packages for path in _module_files(package)]
 
 
-def _top_level_classes(path: Path) -> list[ClassDefinition]:
-    import ast
-
+def module_source(dotted: str) -> Path | None:
+    """The ``.py`` file of module ``dotted`` (``a.b.c``), found without importing it or its packages."""
+    top, *rest = dotted.split(".")
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        spec = importlib.util.find_spec(top)  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        origin = Path(spec.origin) if spec.origin else None
+        return origin if origin is not None and origin.suffix == ".py" and origin.is_file() else None
+    locations = [Path(p) for p in (spec.submodule_search_locations or [])]
+    for position, part in enumerate(rest):
+        last = position == len(rest) - 1
+        found = None
+        for location in locations:
+            if last and (location / f"{part}.py").is_file():
+                return location / f"{part}.py"
+            if (location / part).is_dir():
+                found = location / part
+                break
+        if found is None:
+            return None
+        if last:
+            init = found / "__init__.py"
+            return init if init.is_file() else None
+        locations = [found]
+    return None
+
+
+def _parse(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):  # unreadable: nnU-Net's import fails on it too, loudly
+        return None
+
+
+def _exported_names(tree: ast.Module) -> set[str] | None:
+    """A literal ``__all__`` of the module, or None (then ``import *`` takes every name without ``_``)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError):  # computed, e.g. from other modules' __all__
+                return None
+            return {name for name in value if isinstance(name, str)} if isinstance(value, (list, tuple)) else None
+    return None
+
+
+def _top_level_classes(path: Path, seen: frozenset[Path] = frozenset()) -> list[ClassDefinition]:
+    """Classes ``path`` defines at top level, and those its ``from module import *`` lines bring in."""
+    tree = _parse(path)
+    if tree is None:
         return []
-    return [ClassDefinition(node.name, path, node.lineno, tuple(ast.unparse(base) for base in node.bases))
-            for node in tree.body if isinstance(node, ast.ClassDef)]
+    seen = seen | {path.resolve()}
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            found.append(ClassDefinition(node.name, path, node.lineno, tuple(ast.unparse(b) for b in node.bases)))
+        elif (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+              and [alias.name for alias in node.names] == ["*"]):
+            source = module_source(node.module)
+            source_tree = None if source is None or source.resolve() in seen else _parse(source)
+            if source_tree is None:
+                continue
+            exported = _exported_names(source_tree)
+            found += [d for d in _top_level_classes(source, seen)
+                      if (d.name in exported if exported is not None else not d.name.startswith("_"))]
+    return found
 
 
 def class_definitions(folders: Sequence[Path]) -> dict[str, list[ClassDefinition]]:
-    """Every top-level class of the files of ``folders``, by name, in nnU-Net's search order."""
+    """Every top-level class of the files of ``folders`` (re-exports followed), by name, in nnU-Net's search order.
+
+    A class re-exported by several files is listed once, at the file that defines it.
+    """
     definitions: dict[str, list[ClassDefinition]] = {}
     for folder in folders:
         for path in _module_files(Path(folder)):
             for definition in _top_level_classes(path):
-                definitions.setdefault(definition.name, []).append(definition)
+                listed = definitions.setdefault(definition.name, [])
+                if definition not in listed:
+                    listed.append(definition)
     return definitions
 
 

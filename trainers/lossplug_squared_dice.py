@@ -1,16 +1,1 @@
-"""Trainer of the DSC-loss paper (Liu & Fu, dense dilation network; paper 003) on nnU-Net's U-Net.
-
-Squared-denominator (V-Net) Dice ``1 − 2 Σ s y / (Σ s² + Σ y²)`` per image over the foreground classes;
-nnU-Net's optimiser, schedule, epochs and deep supervision (the paper's own optimiser goes with its network:
-``nnUNetTrainerRDDNet_Paper``).
-"""
-
-from nnunet_lossplug.losses import DiceLoss
-from nnunet_lossplug.nnunet import LossPlugTrainer, LossSpec
-
-
-class nnUNetTrainerDiceSquared(LossPlugTrainer):
-    """Squared-denominator Dice (paper 003, V-Net form), foreground classes, per image."""
-
-    reference = "paper 003, Sec. 1.3"
-    loss_spec = LossSpec(DiceLoss, batch_dice=False, do_bg=False, squared=True)
+from nnunet_lossplug.trainers.squared_dice import *  # noqa: F401,F403

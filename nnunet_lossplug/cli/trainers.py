@@ -1,4 +1,4 @@
-"""``nnunet-lossplug trainers``: the trainer catalogue, one line each, with the paper it comes from."""
+"""``nnunet-lossplug trainers``: the plugin's trainers and the user's, one line each, with the paper it comes from."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.catalogue import list_trainers, list_user_trainers
+    from nnunet_lossplug.trainer_listing import plugin_trainers, user_trainers
     from nnunet_lossplug.trainer_sources import duplicate_trainer_names
 
-    own = list_trainers()
-    users, failures = list_user_trainers()
+    own = plugin_trainers()
+    users, failures = user_trainers()
     entries = own + users
     width = max(len(e.name) for e in entries)
     module = None

@@ -33,17 +33,15 @@ _PLUGIN_TEMPLATE = '''"""{base} on a short schedule (written by {writer}): {epoc
 {note}
 """
 
-from nnunet_lossplug.catalogue import trainer_class
 from nnunet_lossplug.demo.short_schedule import short_optimizer
+from nnunet_lossplug.trainers import {base}
 
-_BASE = trainer_class("{base}")
 
-
-class {name}(_BASE):
+class {name}({base}):
     epochs = {epochs}
     iterations_per_epoch = {iterations}
     val_iterations_per_epoch = {val_iterations}
-    optimizer_spec = short_optimizer(_BASE, {adam_lr!r})
+    optimizer_spec = short_optimizer({base}, {adam_lr!r})
 '''
 
 _NNUNET_TEMPLATE = '''"""nnU-Net's {base} on a short schedule (written by {writer}): {epochs} x {iterations} iterations.
@@ -79,14 +77,10 @@ def short_optimizer(base: type, adam_lr: float | None):
 
 
 def is_plugin_trainer(base: str) -> bool:
-    """True for a trainer of the plugin's trainer folder, False for one of nnU-Net's own."""
-    from nnunet_lossplug.catalogue import trainer_class
+    """True for a trainer of :mod:`nnunet_lossplug.trainers`, False for one of nnU-Net's own."""
+    from nnunet_lossplug import trainers
 
-    try:
-        trainer_class(base)
-    except KeyError:
-        return False
-    return True
+    return base.startswith("nnUNetTrainer") and base in trainers.__all__
 
 
 def nnunet_trainer_module(base: str) -> str:
@@ -99,7 +93,7 @@ def nnunet_trainer_module(base: str) -> str:
     cls = recursive_find_python_class(join(nnunetv2.__path__[0], "training", "nnUNetTrainer"), base,
                                       "nnunetv2.training.nnUNetTrainer")
     if cls is None:
-        raise KeyError(f"No trainer named {base!r} in the plugin's trainer folder or in nnU-Net's.")
+        raise KeyError(f"No trainer named {base!r} in nnunet_lossplug.trainers or in nnU-Net's.")
     return cls.__module__
 
 

@@ -95,7 +95,7 @@ def test_generated_file_declares_the_request(tmp_path, capsys):
     assert cls.grad_clip == 5.0 and cls.epochs == 300
     assert ruff_output(path) == (0, "All checks passed!\n")
     lines = [line for line in path.read_text().split('"""')[-1].splitlines() if line.strip()]
-    assert len(lines) <= 14, "a short file: two imports, the class line, its docstring and six declarations"
+    assert len(lines) <= 14, "a short file: three imports, the class line, its docstring and six declarations"
 
 
 def test_iterations_per_epoch_are_declared(tmp_path, capsys):
@@ -181,7 +181,7 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     ("argv", "message"),
     [
         (["nnUNetTrainer", "--loss", "DiceLoss"], r"already a trainer in .*nnUNetTrainer\.py"),
-        (["nnUNetTrainerRRW", "--loss", "DiceLoss"], r"already a trainer in .*lossplug_region_wise\.py"),
+        (["nnUNetTrainerRRW", "--loss", "DiceLoss"], r"already a trainer in .*trainers/region_wise\.py"),
         (["1stTrainer", "--loss", "DiceLoss"], r"NAME must be a Python class name .* got '1stTrainer'"),
         (["LossSpec", "--loss", "DiceLoss"], r"imported by the trainer file"),
         (["torch", "--loss", "DiceLoss"], r"shadow the installed module 'torch'"),

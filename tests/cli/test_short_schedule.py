@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_lossplug.catalogue import trainer_class
 from nnunet_lossplug.demo.short_schedule import (
     SHORT_VALIDATION_ITERATIONS,
     ShortSchedule,
@@ -13,6 +12,7 @@ from nnunet_lossplug.demo.short_schedule import (
     short_schedule_source,
 )
 from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
+from nnunet_lossplug.trainers import nnUNetTrainerDiceSquared, nnUNetTrainerRDDNet_Paper, nnUNetTrainerRRW
 
 
 def _declare(base: str, name: str, schedule: ShortSchedule) -> type:
@@ -22,9 +22,11 @@ def _declare(base: str, name: str, schedule: ShortSchedule) -> type:
 
 
 def test_a_plugin_trainer_keeps_everything_but_the_schedule_and_adams_rate():
-    base = trainer_class("nnUNetTrainerRRW")
+    base = nnUNetTrainerRRW
     short = _declare("nnUNetTrainerRRW", "RRWShort", ShortSchedule(7, 11, adam_lr=2e-3))
-    assert issubclass(short, base)
+    assert short.__bases__ == (base,)  # the generated file imports the package's class itself
+    assert "from nnunet_lossplug.trainers import nnUNetTrainerRRW\n" in short_schedule_source(
+        "nnUNetTrainerRRW", "RRWShort", ShortSchedule(7, 11), "a test")
     assert (short.epochs, short.iterations_per_epoch, short.val_iterations_per_epoch) == (
         7, 11, SHORT_VALIDATION_ITERATIONS)
     assert short.optimizer_spec.factory is torch.optim.Adam and short.optimizer_spec.lr == 2e-3
@@ -34,9 +36,9 @@ def test_a_plugin_trainer_keeps_everything_but_the_schedule_and_adams_rate():
 
 
 def test_sgd_and_undeclared_optimisers_keep_their_rate():
-    rdd = trainer_class("nnUNetTrainerRDDNet_Paper")
+    rdd = nnUNetTrainerRDDNet_Paper
     assert short_optimizer(rdd, 5e-2) is rdd.optimizer_spec and rdd.optimizer_spec.lr == 1e-3
-    squared = trainer_class("nnUNetTrainerDiceSquared")  # declares none: nnU-Net's SGD
+    squared = nnUNetTrainerDiceSquared  # declares none: nnU-Net's SGD
     assert squared.optimizer_spec is None and short_optimizer(squared, 5e-2) is None
     assert _declare("nnUNetTrainerRRW", "RRWOwnRate", ShortSchedule(2, 3)).optimizer_spec.lr == 1e-4
 

@@ -10,42 +10,23 @@ import re
 import pytest
 from helpers.project_documents import DOCS, code_blocks, section
 
+from nnunet_lossplug import trainers
+from nnunet_lossplug.trainer_listing import plugin_trainers
+
 PAGE = DOCS / "trainers.md"
 SECTION = section(PAGE, "trainer-table") + section(PAGE, "the-papers-networks")
 
 
-def _importable_trainers():
-    """``nnunet_lossplug.trainers`` once the trainers are importable from the package, else None."""
-    try:
-        import nnunet_lossplug.trainers as trainers
-    except ModuleNotFoundError:
-        return None
-    return trainers if hasattr(trainers, "nnUNetTrainerRRW") else None  # a bare namespace folder is not enough
+def trainer_class(name: str) -> type:
+    return getattr(trainers, name)
 
 
-TRAINERS = _importable_trainers()
-
-if TRAINERS is not None:
-    from nnunet_lossplug.nnunet import LossPlugTrainer
-
-    def trainer_class(name: str) -> type:
-        return getattr(TRAINERS, name)
-
-    def shipped_trainer_names() -> list[str]:
-        return sorted(name for name, value in vars(TRAINERS).items() if isinstance(value, type)
-                      and issubclass(value, LossPlugTrainer) and value is not LossPlugTrainer
-                      and name.startswith("nnUNetTrainer"))
-else:
-    # TODO(merge): the trainers become importable (`from nnunet_lossplug.trainers import nnUNetTrainerRRW`) and
-    # nnunet_lossplug.catalogue is removed; then delete this branch and keep the one above.
-    from nnunet_lossplug.catalogue import list_trainers, trainer_class
-
-    def shipped_trainer_names() -> list[str]:
-        return [entry.name for entry in list_trainers()]
+def shipped_trainer_names() -> list[str]:
+    return [entry.name for entry in plugin_trainers()]
 
 
 def expand(cell: str) -> list[str]:
-    """``nnUNetTrainerDice{Uniform,Simple}`` -> both names; a cell that names no class (``…_lr1e3``) -> []."""
+    """``nnUNetTrainerDice{Uniform,Simple}`` -> both names; a cell that names no class (``…_lr1e2``) -> []."""
     names = re.findall(r"`(nnUNetTrainer[\w{},]*)`", cell)
     out = []
     for name in names:
@@ -106,15 +87,11 @@ def test_every_shipped_trainer_is_in_the_tables() -> None:
                 short == pre + part + post for pre, parts, post in re.findall(r"`(\w*)\{([\w,]+)\}(\w*)`", variants)
                 for part in parts.split(",")), f"{name} is shipped but the 50-epoch sentence omits it"
         elif re.search(r"_lr1e\d$", name):
-            assert "`…_lr1e3`, `…_lr1e2` of those three" in SECTION
+            assert "`…_lr1e2` of those three" in SECTION
         else:
             assert name in named, f"{name} is shipped but missing from the trainer tables"
 
 
-# TODO(merge): this forward reference passes once `from nnunet_lossplug.trainers import nnUNetTrainerRRW` works
-# (trainers moved into the package); until then it is an expected failure, and strict: it must pass after the merge.
-@pytest.mark.xfail(TRAINERS is None, strict=True,
-                   reason="TODO(merge): the trainers are not importable from nnunet_lossplug.trainers yet")
 def test_the_subclassing_example_runs() -> None:
     blocks = code_blocks(section(PAGE, "subclassing-a-trainer"), "python")
     assert len(blocks) == 1

@@ -282,8 +282,8 @@ def test_trainers_lists_the_users_own_trainers(tmp_path):
     folder = tmp_path / "my_trainers"
     folder.mkdir()
     (folder / "my_rrw.py").write_text(
-        "from nnunet_lossplug.catalogue import trainer_class\n\n\n"
-        "class nnUNetTrainerMyRRW(trainer_class('nnUNetTrainerRRW')):\n"
+        "from nnunet_lossplug.trainers import nnUNetTrainerRRW\n\n\n"
+        "class nnUNetTrainerMyRRW(nnUNetTrainerRRW):\n"
         "    \"\"\"My RRW variant.\"\"\"\n\n    epochs = 5\n"
     )
     (folder / "not_a_trainer.py").write_text("X = 1\n")

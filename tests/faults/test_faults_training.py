@@ -43,16 +43,16 @@ class nnUNetTrainerNaNProbe(LossPlugTrainer):
 
 
 SHORT_PAPER_001 = '''
-from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug.trainers import nnUNetTrainerDiceSimple, nnUNetTrainerDiceSquare
 
 
-class nnUNetTrainerDiceSquare_Short(trainer_class("nnUNetTrainerDiceSquare")):
+class nnUNetTrainerDiceSquare_Short(nnUNetTrainerDiceSquare):
     epochs = 1
     iterations_per_epoch = 2
     val_iterations_per_epoch = 1
 
 
-class nnUNetTrainerDiceSimple_Short(trainer_class("nnUNetTrainerDiceSimple")):
+class nnUNetTrainerDiceSimple_Short(nnUNetTrainerDiceSimple):
     epochs = 1
     iterations_per_epoch = 2
     val_iterations_per_epoch = 1

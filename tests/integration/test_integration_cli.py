@@ -17,10 +17,10 @@ from helpers.nnunet_runs import run_cli
 from nnunet_lossplug import discovery
 
 TINY_TRAINER = '''
-from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug.trainers import nnUNetTrainerRRW
 
 
-class nnUNetTrainerRRW_Tiny(trainer_class("nnUNetTrainerRRW")):
+class nnUNetTrainerRRW_Tiny(nnUNetTrainerRRW):
     epochs = 1
     iterations_per_epoch = 2
     val_iterations_per_epoch = 1
@@ -109,10 +109,10 @@ def test_train_and_predict_through_nnunet_cli(preprocessed_dataset, fresh_cache,
 
 
 NETWORK_TRAINER = '''
-from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug.trainers import nnUNetTrainerUnifiedUNet_SADiceWMLA
 
 
-class nnUNetTrainerUnifiedUNet_Tiny(trainer_class("nnUNetTrainerUnifiedUNet_SADiceWMLA")):
+class nnUNetTrainerUnifiedUNet_Tiny(nnUNetTrainerUnifiedUNet_SADiceWMLA):
     epochs = 1
     iterations_per_epoch = 2
     val_iterations_per_epoch = 1

@@ -53,7 +53,7 @@ TINY_TRAINERS = '''
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug.trainers import nnUNetTrainerRRW, nnUNetTrainerSADice, nnUNetTrainerUnifiedUNet_SADiceWMLA
 
 
 class _NoTestTimeMirroring:
@@ -80,15 +80,15 @@ class _Short(_NoTestTimeMirroring):
         self.save_every = 1  # a checkpoint_latest.pth after every epoch but the last
 
 
-class nnUNetTrainerRRW_Tiny(_Short, trainer_class("nnUNetTrainerRRW")):
+class nnUNetTrainerRRW_Tiny(_Short, nnUNetTrainerRRW):
     pass
 
 
-class nnUNetTrainerSADice_Tiny(_Short, trainer_class("nnUNetTrainerSADice")):
+class nnUNetTrainerSADice_Tiny(_Short, nnUNetTrainerSADice):
     pass
 
 
-class nnUNetTrainerUnifiedUNet_Tiny(_Short, trainer_class("nnUNetTrainerUnifiedUNet_SADiceWMLA")):
+class nnUNetTrainerUnifiedUNet_Tiny(_Short, nnUNetTrainerUnifiedUNet_SADiceWMLA):
     pass
 '''
 
@@ -238,9 +238,8 @@ def test_cascade_killed_then_continued_with_c_val_best_npz_and_predicted_on_the_
 
 def _cascade_trainer(chain: Chain, kind: MapKind | None):
     """The cascade's RRW trainer (or one carrying a one-hot probe map), built as nnU-Net's run_training does."""
-    from nnunet_lossplug.catalogue import trainer_class
+    from nnunet_lossplug.trainers import nnUNetTrainerRRW as base
 
-    base = trainer_class("nnUNetTrainerRRW")
     cls = base if kind is None else type("ProbeCascadeTrainer", (base,), {"rw_map": kind})
     plans = {**_plans(chain), "continue_training": False}
     plans["configurations"]["3d_fullres"]["patch_size"] = [12, 24, 24]  # crops inside the case: real boxes

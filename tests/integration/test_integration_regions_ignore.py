@@ -29,7 +29,7 @@ KINDS = {  # kind: (dataset id, regions, ignore, trainers); every trainer on "bo
 }
 TINY_TRAINERS = "\n".join(
     f'''
-class {base}_Tiny(trainer_class("{base}")):
+class {base}_Tiny({base}):
     epochs = 1
     iterations_per_epoch = 2
     val_iterations_per_epoch = 1
@@ -52,7 +52,8 @@ def test_precompute_train_predict_evaluate(label_dataset, tmp_path):
     kind, dataset = label_dataset
     ext = tmp_path / "trainers"
     ext.mkdir()
-    (ext / "tiny.py").write_text("from nnunet_lossplug.catalogue import trainer_class\n" + TINY_TRAINERS)
+    imports = "from nnunet_lossplug.trainers import nnUNetTrainerDiceSimple, nnUNetTrainerRRW, nnUNetTrainerSADice\n"
+    (ext / "tiny.py").write_text(imports + TINY_TRAINERS)
     env = dataset.folders.environ(**{discovery.ENV_VAR: discovery.ext_trainer_value(str(ext))})
     train_env = {**env, "nnUNet_n_proc_DA": "0"}
     did = str(dataset.dataset_id)

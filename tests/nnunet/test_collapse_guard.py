@@ -60,8 +60,8 @@ import random
 import numpy as np
 import torch
 
-from nnunet_lossplug.catalogue import trainer_class
 from nnunet_lossplug.nnunet import adam
+from nnunet_lossplug.trainers import nnUNetTrainerRRW, nnUNetTrainerRRWCEEqual
 
 
 class _Short:
@@ -80,7 +80,7 @@ class _Short:
         super().__init__(plans, configuration, fold, dataset_json, device)
 
 
-class nnUNetTrainerRRW_ClassOff(_Short, trainer_class("nnUNetTrainerRRW")):
+class nnUNetTrainerRRW_ClassOff(_Short, nnUNetTrainerRRW):
     """RW loss alone; class 2 starts with softmax exactly 0 in every head, so it gets no gradient."""
 
     def initialize(self):
@@ -90,7 +90,7 @@ class nnUNetTrainerRRW_ClassOff(_Short, trainer_class("nnUNetTrainerRRW")):
                 head.bias[2] = -200.0  # softmax exp(-200) is exactly 0 in float32
 
 
-class nnUNetTrainerRRWCE_Healthy(_Short, trainer_class("nnUNetTrainerRRWCEEqual")):
+class nnUNetTrainerRRWCE_Healthy(_Short, nnUNetTrainerRRWCEEqual):
     """CE + RRW, a run that learns every class."""
 '''
 

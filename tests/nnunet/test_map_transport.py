@@ -1,7 +1,7 @@
 """Map transport (issue #4): crop, augmentation, deep supervision, and delivery to the loss.
 
 The data loaders are built exactly as a training builds them: ``nnUNetTrainerRRW`` & co. from
-``trainers/lossplug_region_wise.py`` are instantiated on the session's preprocessed dataset with
+:mod:`nnunet_lossplug.trainers` are instantiated on the session's preprocessed dataset with
 ``device=cpu``, initialised, and asked for ``get_dataloaders()`` with ``nnUNet_n_proc_DA=0`` (one process).
 Every check compares with values computed here independently: whole-case maps with
 :func:`nnunet_lossplug.maps.rw_map` on segmentations read with ``blosc2``, crops by plain slicing, shapes from
@@ -10,7 +10,6 @@ the plans' pooling strides, the loss by hand from the network's outputs.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 from pathlib import Path
@@ -32,7 +31,6 @@ pytestmark = pytest.mark.integration
 
 NUM_CLASSES = 4
 FLOAT16_ATOL = 2.0**-11  # storage rounding of q = 1 - d/max d in [0, 1)
-TRAINERS_FILE = Path(__file__).resolve().parents[2] / "trainers" / "lossplug_region_wise.py"
 SMALL_PATCH = {"2d": [32, 32], "3d_fullres": [10, 32, 32]}  # crops inside the slice plane, padding along z in 3D
 
 
@@ -53,9 +51,7 @@ def scaled_rrw(labels: np.ndarray, num_classes: int, spacing=None) -> np.ndarray
 
 
 def _load_trainers():
-    spec = importlib.util.spec_from_file_location("lossplug_region_wise_under_test", TRAINERS_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from nnunet_lossplug.trainers import region_wise as module
 
     class BoundaryWorkerTrainer(module.nnUNetTrainerRWBoundary):
         map_placement = "worker"

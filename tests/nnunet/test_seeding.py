@@ -19,10 +19,10 @@ from nnunet_lossplug.nnunet.trainer.seeding import (
 )
 
 TINY_SEEDED = '''
-from nnunet_lossplug.catalogue import trainer_class
+from nnunet_lossplug.trainers import nnUNetTrainerRRW
 
 
-class nnUNetTrainerRRW_TinySeeded(trainer_class("nnUNetTrainerRRW")):
+class nnUNetTrainerRRW_TinySeeded(nnUNetTrainerRRW):
     epochs = 1
     iterations_per_epoch = 3
     val_iterations_per_epoch = 1

@@ -38,12 +38,12 @@ TRAINERS = ("nnUNetTrainerSADice", "nnUNetTrainerRRW")
 
 
 def _trainer(name: str, preprocessed: str):
-    from nnunet_lossplug.catalogue import trainer_class
+    from nnunet_lossplug import trainers
 
     plans = load_json(os.path.join(preprocessed, "nnUNetPlans.json"))
     dataset_json = load_json(os.path.join(preprocessed, "dataset.json"))
-    trainer = trainer_class(name)({**plans, "continue_training": False}, "2d", 0, dataset_json,
-                                  device=torch.device("cpu"))
+    trainer = getattr(trainers, name)({**plans, "continue_training": False}, "2d", 0, dataset_json,
+                                      device=torch.device("cpu"))
     trainer.device = torch.device("cpu")  # nnU-Net forces cuda:rank under DDP; the one CPU substitution
     return trainer
 

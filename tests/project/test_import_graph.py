@@ -1,4 +1,5 @@
-"""No import cycle in ``nnunet_lossplug``, and the rooms of ``nnunet_lossplug.nnunet`` import one way.
+"""No import cycle in ``nnunet_lossplug``, the rooms of ``nnunet_lossplug.nnunet`` import one way, and the trainer
+package sits on top: its modules import only the public glue, losses and networks, and no library module imports it.
 
 The graph is built from the source with ``ast``: an edge ``a -> b`` for every ``import b`` / ``from b import x``
 in module ``a`` (``from pkg import mod`` points at the module ``pkg.mod``), at any depth (function-level
@@ -91,3 +92,30 @@ def test_rooms_of_the_nnunet_glue_import_one_way():
             if here and there and here != there and ROOMS.index(there) < ROOMS.index(here):
                 wrong.append(f"{module} imports {target}")
     assert not wrong, "a room imports one to its left (order: " + " -> ".join(ROOMS) + "):\n" + "\n".join(wrong)
+
+
+TRAINERS = f"{PACKAGE}.trainers"
+#: what a trainer declaration may import from the package: the public glue, the losses, the networks, other trainers
+TRAINER_IMPORTS = (f"{PACKAGE}.nnunet", f"{PACKAGE}.losses", f"{PACKAGE}.networks", TRAINERS)
+#: library layers below the trainers (the command line, the demo and the listing may import trainers)
+BELOW_TRAINERS = ("maps", "losses", "networks", "nnunet", "evaluation")
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_trainer_modules_import_only_glue_losses_and_networks():
+    graph = import_graph()
+    trainer_modules = [m for m in graph if _within(m, TRAINERS)]
+    assert f"{TRAINERS}.region_wise" in trainer_modules
+    wrong = [f"{module} imports {target}" for module in trainer_modules for target in sorted(graph[module])
+             if target not in TRAINER_IMPORTS and not _within(target, TRAINERS)]
+    assert not wrong, "a trainer module reaches past the public glue (nnunet_lossplug.nnunet):\n" + "\n".join(wrong)
+
+
+def test_no_library_layer_imports_the_trainers():
+    graph = import_graph()
+    wrong = [f"{module} imports {target}" for module, imported in graph.items() for target in sorted(imported)
+             if any(_within(module, f"{PACKAGE}.{layer}") for layer in BELOW_TRAINERS) and _within(target, TRAINERS)]
+    assert not wrong, "trainers are declarations on top of the library:\n" + "\n".join(wrong)

@@ -1,4 +1,5 @@
-"""The built wheel: it ships the discovery .pth and the trainer folder, and nnU-Net finds the trainers from it.
+"""The built wheel: it ships the discovery .pth, the trainer package and the folder nnU-Net searches (one-line
+re-exports of the package), and nnU-Net finds the package's own classes from it.
 
 The wheel is built with the project's own build backend (pip downloads hatchling into an isolated build
 environment) and unpacked into a site directory; a fresh interpreter that adds that directory first (as a
@@ -31,10 +32,17 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_wheel_ships_discovery_hook_and_trainers(wheel):
-    names = set(zipfile.ZipFile(wheel).namelist())
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
     assert "nnunet-lossplug.pth" in names
-    for trainer_file in sorted((REPO / "trainers").glob("*.py")):
-        assert f"nnunet_lossplug/trainers/{trainer_file.name}" in names
+    reexports = sorted((REPO / "trainers").glob("*.py"))
+    assert reexports
+    for reexport in reexports:
+        shipped = archive.read(f"nnunet_lossplug/ext_trainer_folder/{reexport.name}").decode()
+        assert shipped == reexport.read_text() and shipped.startswith("from nnunet_lossplug.trainers.")
+    for module in sorted((REPO / "nnunet_lossplug" / "trainers").glob("*.py")):
+        assert f"nnunet_lossplug/trainers/{module.name}" in names
+    assert not any(name.startswith("nnunet_lossplug/ext_trainer_folder/__init__") for name in names)
     assert "nnunet_lossplug/nnunet/trainer/base.py" in names and "nnunet_lossplug/nnunet/errors.py" in names
     assert not any(name.startswith("tests/") for name in names)
 
@@ -49,14 +57,19 @@ def test_installed_wheel_is_found_by_nnunet_from_another_folder(wheel, tmp_path)
         "import nnunet_lossplug, nnunet_lossplug.discovery as d;"
         "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f;"
         "cls = f('nnUNetTrainerRRW');"
+        "from nnunet_lossplug.trainers import nnUNetTrainerRRW;"
         "print('PACKAGE', nnunet_lossplug.__file__); print('FOLDER', d.trainers_folder());"
+        "print('SAME', cls is nnUNetTrainerRRW, cls.__module__);"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("nnUNet_extTrainer", "PYTHONPATH")}
     result = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith(("PACKAGE", "FOLDER")))
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines()
+                 if line.startswith(("PACKAGE", "FOLDER", "SAME")))
+    folder = site_dir / "nnunet_lossplug" / "ext_trainer_folder"
     assert lines["PACKAGE"] == str(site_dir / "nnunet_lossplug" / "__init__.py")
-    assert lines["FOLDER"] == str(site_dir / "nnunet_lossplug" / "trainers")
+    assert lines["FOLDER"] == str(folder)
+    assert lines["SAME"] == "True nnunet_lossplug.trainers.region_wise"  # the package's class, not a copy
     # nnU-Net's own report of where it found the class
-    assert f"Using trainer 'nnUNetTrainerRRW' from: {site_dir / 'nnunet_lossplug' / 'trainers'}" in result.stdout
+    assert f"Using trainer 'nnUNetTrainerRRW' from: {folder}" in result.stdout

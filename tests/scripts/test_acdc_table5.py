@@ -142,10 +142,10 @@ def test_the_trainer_builds_the_planned_network(table5_run) -> None:
     import torch
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_lossplug.catalogue import trainer_class
+    from nnunet_lossplug.trainers import nnUNetTrainerRRW_BN
 
     manager = PlansManager(table5_run["plans"])
-    network = trainer_class("nnUNetTrainerRRW_BN").build_network_architecture(
+    network = nnUNetTrainerRRW_BN.build_network_architecture(
         manager, manager.get_configuration("2d"), 1, 4, True)
     convs = [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs[0].out_channels == 48 and max(c.out_channels for c in convs) == 480
