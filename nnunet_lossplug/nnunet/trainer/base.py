@@ -54,7 +54,7 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
 
     #: :class:`LossSpec` of the per-resolution loss (required)
     loss_spec: ClassVar[LossSpec | None] = None
-    #: map kind the loss needs (rrw, boundary, ac, cao, distance, rrw_reference, a registered name, a MapKind)
+    #: map kind the loss needs: a registered name (``nnunet_lossplug.maps.available_map_kinds()``) or a MapKind
     rw_map: ClassVar[str | MapKind | None] = None
     #: where maps come from: "precomputed" (the cache), "worker" (per patch) or "loss" (in the training process)
     map_placement: ClassVar[str] = "precomputed"
