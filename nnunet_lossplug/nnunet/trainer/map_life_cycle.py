@@ -12,6 +12,9 @@ waits for the rectification check, which reads a few training cases, so it is bu
   encoding through nnU-Net's loader and decodes it on the device;
 - the start-up **rectification check** (Valverde & Tohka 2022, Sec. 3.4): a warning when the map is not rectified;
   skipped for a kind registered with ``rectified=False`` (known not rectified, or no RW map at all).
+
+:class:`MapCarryingSeams` is the trainer's side: nnU-Net's datasets, augmentation pipelines and batches, extended
+at their seams to carry the map's encoding through the transport.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 from nnunet_lossplug.nnunet.map_transport.transport import MapTransport
+from nnunet_lossplug.nnunet.trainer.loss import to_device
 
 MAP_PLACEMENTS = ("precomputed", "worker", "loss")
 _UNSET = object()
@@ -132,3 +136,32 @@ class MapLifeCycle:
             scope = " (two-class maps per region)" if self.source.regions is not None else ""
             self.log(f"Rectification check of '{self.kind.name}' maps{scope}: 0 unstable voxels. Carried {form}.")
 
+
+class MapCarryingSeams:
+    """Mixin for a subclass of nnU-Net's ``nnUNetTrainer``: its loader carries the map's encoding.
+
+    nnU-Net's datasets and augmentation pipelines, extended by the trainer's ``maps.transport()``
+    (``MapTransport.wrap_datasets`` / ``extend_pipeline``; unchanged without a transport), and the decode of a
+    batch on the trainer's ``device``. Each method calls nnU-Net's own through ``super()``.
+    """
+
+    def _carried(self, step: str, value):
+        """nnU-Net's datasets or augmentation pipeline, carrying the map's encoding (``MapTransport.<step>``)."""
+        transport = self.maps.transport()
+        return getattr(transport, step)(value) if transport is not None else value
+
+    def get_tr_and_val_datasets(self):
+        return self._carried("wrap_datasets", super().get_tr_and_val_datasets())
+
+    def get_training_transforms(self, *args, **kwargs):
+        return self._carried("extend_pipeline", super().get_training_transforms(*args, **kwargs))
+
+    def get_validation_transforms(self, *args, **kwargs):
+        return self._carried("extend_pipeline", super().get_validation_transforms(*args, **kwargs))
+
+    def decode_batch(self, batch: dict):
+        """The batch's target and the loss's maps at every level, on the device (maps None without a map)."""
+        transport = self.maps.transport()
+        if transport is None:
+            return to_device(batch["target"], self.device), None
+        return transport.decode(batch["target"], self.device)
