@@ -27,8 +27,8 @@ and ``3d_fullres`` in ``--workdir``, and measures, side by side in one process a
    ``--e2e-configurations 2d 3d_fullres --e2e-batch 0`` runs nnU-Net's plans unchanged (on a GPU machine).
 4. **Precompute hook**: ``CaseCache.ensure(force=True)`` for ``rrw`` (segmentation read, one multi-label
    ``edt`` pass, float16 encoding, atomic writes) against the reference per-class scipy loop
-   (``rw_map(..., reference_compat=True)`` after the same segmentation read, nothing written), on the same
-   cases. MB/s counts the K-channel float32 map each produces per case.
+   (``rrw_reference_map``, the ``rrw_reference`` kind's function, after the same segmentation read, nothing
+   written), on the same cases. MB/s counts the K-channel float32 map each produces per case.
 5. **Loss memory for many classes** (``--memory-classes``, default K = 100, one 3D patch 1x40x96x96 at full
    resolution): peak memory of loss forward + backward, each variant in a fresh process (peak RSS above the
    inputs on a CPU, ``torch.cuda.max_memory_allocated`` on a GPU): nnU-Net's ``DC_and_CE_loss`` against the
@@ -321,7 +321,7 @@ def section_end_to_end(configuration: str, trainers: dict, settings: Settings) -
 
 def section_hook(configuration: str, preprocessed_base: Path) -> list[Row]:
     """Precompute hook throughput against the reference per-class scipy loop on the same cases."""
-    from nnunet_lossplug.maps import rw_map
+    from nnunet_lossplug.maps import rrw_reference_map
     from nnunet_lossplug.nnunet import CaseCache, PreprocessedSource
     from nnunet_lossplug.nnunet.codecs.softmax import codec_for
 
@@ -335,7 +335,7 @@ def section_hook(configuration: str, preprocessed_base: Path) -> list[Row]:
     def scipy_loop():
         for identifier in ids:
             labels = source.labels_for_maps(source.load_segmentation(identifier), identifier)
-            rw_map(labels, NUM_CLASSES, "rrw", spacing=source.case_spacing(identifier), reference_compat=True)
+            rrw_reference_map(labels, NUM_CLASSES, spacing=source.case_spacing(identifier))
 
     summaries = {}
 
@@ -344,7 +344,7 @@ def section_hook(configuration: str, preprocessed_base: Path) -> list[Row]:
             summaries[processes] = cache.ensure(num_processes=processes, force=True, progress=False)
         return run
 
-    reference_label = "reference: scipy EDT per class (reference_compat)"
+    reference_label = "reference: scipy EDT per class (rrw_reference)"
     processes = {"CaseCache.ensure(force=True), 1 process": 1, "CaseCache.ensure(force=True), 2 processes": 2}
     medians = interleaved_medians({reference_label: scipy_loop, **{k: build(n) for k, n in processes.items()}}, 3,
                                   warmup=0)

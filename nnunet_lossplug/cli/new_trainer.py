@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from nnunet_lossplug.cli.map_args import map_kinds_help
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--loss-kwargs", default=None, metavar="JSON",
                         help='keyword arguments of the loss as a JSON object, e.g. \'{"batch_dice": true}\'')
     parser.add_argument("--maps", default=None, metavar="KIND",
-                        help="built-in RW map kind for a loss that takes one: rrw, boundary, ac, cao, "
-                             "distance, rrw_reference (default: none)")
+                        help=f"built-in map kind for a loss that takes one (default: none): {map_kinds_help()}")
     parser.add_argument("--ds-weights", default="nnunet", metavar="WEIGHTS",
                         help="deep-supervision weights: nnunet (default), trainable, or numbers from high "
                              "to low resolution such as 1,0.1,0.01 (paper 000's best)")

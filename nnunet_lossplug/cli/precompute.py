@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 
 from nnunet_lossplug.cli.dataset_args import add_dataset_arguments
+from nnunet_lossplug.cli.map_args import map_kinds_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_dataset_arguments(parser)
     parser.add_argument("--maps", default="rrw",
-                        help="comma-separated map kinds (rrw, boundary, distance, rrw_reference, ac, cao, or a kind "
-                             "you registered), or 'none' for class statistics only (default: rrw)")
+                        help="comma-separated map kinds, or 'none' for class statistics only (default: rrw). Kinds: "
+                             f"{map_kinds_help()}; or a kind you registered")
     parser.add_argument("-np", "--num-processes", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes (default: 2)")
     parser.add_argument("--force", action="store_true", help="recompute every case even if the cache is valid")

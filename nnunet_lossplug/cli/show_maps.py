@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_lossplug.cli.dataset_args import add_dataset_arguments
+from nnunet_lossplug.cli.map_args import map_kinds_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_dataset_arguments(parser)
     parser.add_argument("--maps", default="rrw", dest="maps",
-                        help="map kind: rrw (default), boundary, distance, ac, cao, rrw_reference, or your own")
+                        help=f"map kind (default: rrw): {map_kinds_help()}; or your own (see --register)")
     parser.add_argument("--kind", dest="maps", help=argparse.SUPPRESS)  # the option's name before --maps; kept
     parser.add_argument("--register", type=Path, default=None, metavar="FILE.py",
                         help="a Python file to run first, e.g. the trainer file that registers your own map kind")

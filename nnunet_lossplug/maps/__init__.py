@@ -2,9 +2,9 @@
 
 Public API:
 
-- :func:`rw_map` -- RRW (paper 002 eq. 4), RW-Boundary (eq. 3), AC (``1 - y``) and Cao (``1 - 2y``) maps;
-  the per-kind functions :func:`rrw_map`, :func:`rrw_reference_map`, :func:`boundary_map`, :func:`ac_map`,
-  :func:`cao_map`.
+- :func:`rw_map` -- the map of any registered kind by name: RRW (Valverde & Tohka 2022, eq. 4), RW-Boundary
+  (eq. 3), AC (``1 - y``), Cao (``1 - 2y``), ...; the per-kind functions :func:`rrw_map`,
+  :func:`rrw_reference_map`, :func:`boundary_map`, :func:`ac_map`, :func:`cao_map`.
 - :func:`distance_to_boundary` -- unsigned distance to each class boundary (one-sided HD loss).
 - :func:`rectification_report` -- exact check of the rectification principle (Sec. 3.3-3.4);
   :func:`gradient_sign_counts`, :func:`unstable_share`, :func:`simplex_grid`, :func:`rw_logit_gradient`
@@ -12,10 +12,20 @@ Public API:
 - :func:`region_maps`, :func:`region_rrw_own_values`, :func:`compute_with_ignore` -- maps per region
   (nnU-Net's region-based datasets) and with ignored voxels counted as outside every class (SPEC §4).
 - :class:`MapKind`, :func:`register_map_kind`, :func:`get_map_kind`, :func:`available_map_kinds`,
-  :func:`unregister_map_kind` -- registry of built-in and user map functions with cache identities.
+  :func:`unregister_map_kind` -- registry of built-in and user map functions with cache identities; the
+  built-ins are registered in :mod:`.builtins`, each with an encoding of :mod:`.encodings` (``ComputedValues``,
+  ``OwnClassDepth``, ``UnsignedDistance``, ``FromSegmentation``) that says how it is stored.
 """
 
+from nnunet_lossplug.maps import builtins as _builtins  # noqa: F401 - registers the built-in kinds
 from nnunet_lossplug.maps.distances import distance_to_boundary
+from nnunet_lossplug.maps.encodings import (
+    ComputedValues,
+    FromSegmentation,
+    MapEncoding,
+    OwnClassDepth,
+    UnsignedDistance,
+)
 from nnunet_lossplug.maps.rectification import (
     RectificationReport,
     gradient_sign_counts,
@@ -37,23 +47,25 @@ from nnunet_lossplug.maps.registry import (
     available_map_kinds,
     get_map_kind,
     register_map_kind,
+    rw_map,
     unregister_map_kind,
 )
 from nnunet_lossplug.maps.rw_maps import (
-    RW_MAP_KINDS,
     ac_map,
     boundary_map,
     cao_map,
     rrw_map,
     rrw_reference_map,
     rrw_true_class_values,
-    rw_map,
 )
 
 __all__ = [
-    "RW_MAP_KINDS",
+    "ComputedValues",
+    "FromSegmentation",
+    "MapEncoding",
     "MapFunction",
     "MapKind",
+    "OwnClassDepth",
     "RectificationReport",
     "ac_map",
     "available_map_kinds",
@@ -75,6 +87,7 @@ __all__ = [
     "rw_logit_gradient",
     "rw_map",
     "simplex_grid",
+    "UnsignedDistance",
     "unregister_map_kind",
     "unstable_share",
 ]

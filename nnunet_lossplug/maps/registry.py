@@ -5,9 +5,10 @@ A *map function* has the signature ``fn(labels, num_classes, spacing, **params) 
 :meth:`MapKind.identity` is the key under which precomputed maps are cached, so it changes whenever
 the name, the parameters or the function's code change.
 
-Built-in kinds: ``"rrw"`` (paper 002 eq. 4), ``"rrw_reference"`` (the reference code's RRW, exact
-reproduction), ``"boundary"`` (eq. 3), ``"ac"`` (``1 - y``), ``"cao"`` (``1 - 2y``) and ``"distance"``
-(unsigned distance to the boundary, for the one-sided HD loss). Plug in your own map with::
+A registration carries everything about a kind: its function and parameters, how it is stored and rebuilt in
+training (its :mod:`~nnunet_lossplug.maps.encodings` for ``K`` classes and for region-based datasets), whether
+it is known to be rectified, and a one-line summary for the command-line help. The built-in kinds
+(:mod:`~nnunet_lossplug.maps.builtins`) register through the same :func:`register_map_kind` call as yours::
 
     def my_map(labels, num_classes, spacing=None, scale=1.0):
         ...  # numpy only; return (num_classes, *labels.shape)
@@ -19,10 +20,8 @@ Define map functions at module level (not lambdas) so data-loader worker process
 
 from __future__ import annotations
 
-import functools
-import hashlib
+import dataclasses
 import inspect
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from nnunet_lossplug.maps import distances, rw_maps, validation
-from nnunet_lossplug.maps.distances import distance_to_boundary
-from nnunet_lossplug.maps.rw_maps import ac_map, boundary_map, cao_map, rrw_map, rrw_reference_map
+from nnunet_lossplug.maps.encodings import ComputedValues, MapEncoding
+from nnunet_lossplug.maps.identity import canonical_json, code_digest, qualified_name, short_sha256
 from nnunet_lossplug.maps.validation import validate_labels, validate_spacing
 
 __all__ = [
@@ -41,6 +39,7 @@ __all__ = [
     "available_map_kinds",
     "get_map_kind",
     "register_map_kind",
+    "rw_map",
     "unregister_map_kind",
 ]
 
@@ -48,73 +47,36 @@ MapFunction = Callable[[np.ndarray, int, Sequence[float] | None], np.ndarray]
 """``(labels (*spatial), num_classes, spacing or None, **params) -> map (num_classes, *spatial)``."""
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]+")
-# Built-in map functions call helpers in these modules; their sources enter the built-ins' identity so
-# that a change to any helper invalidates cached maps.
-_IMPLEMENTATION_MODULES = (validation, distances, rw_maps)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=1)
-def _implementation_digest() -> str:
-    sources = "".join(inspect.getsource(module) for module in _IMPLEMENTATION_MODULES)
-    return _sha256(sources.encode())
-
-
-def _code_digest(fn: Callable[..., Any]) -> str:
-    """Hash of the function's source (``inspect.getsource``), else of its bytecode, else ``'unknown'``."""
-    if isinstance(fn, functools.partial):
-        bound = _canonical({"args": list(fn.args), "keywords": dict(fn.keywords)})
-        return f"partial({_code_digest(fn.func)},{_sha256(bound.encode())})"
-    target = fn if inspect.isroutine(fn) or inspect.isclass(fn) else type(fn)
-    try:
-        digest = _sha256(inspect.getsource(target).encode())
-    except (OSError, TypeError):
-        code = getattr(target, "__code__", None)
-        if code is None:
-            return "unknown"
-        digest = "bytecode-" + _sha256(code.co_code + repr(code.co_consts).encode())
-    module = getattr(fn, "__module__", "") or ""
-    if module.startswith(__name__.rsplit(".", 1)[0]):
-        digest += "+" + _implementation_digest()
-    return digest
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return {"ndarray": str(value.dtype), "shape": list(value.shape), "sha": _sha256(value.tobytes())}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    return repr(value)
-
-
-def _canonical(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=_json_default, separators=(",", ":"))
-
-
-def _qualified_name(fn: Callable[..., Any]) -> str:
-    module = getattr(fn, "__module__", None) or type(fn).__module__
-    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return f"{module}.{qualname}"
 
 
 @dataclass(frozen=True)
 class MapKind:
-    """A named map function with bound keyword parameters.
+    """A named map function with bound keyword parameters and how the map is stored.
 
     Attributes:
         name: registry name (letters, digits, ``_ . -``).
         fn: :data:`MapFunction` called as ``fn(labels, num_classes, spacing, **params)``.
         params: keyword arguments passed to ``fn`` on every call (e.g. ``class_values`` for ``rrw_map``).
+        encoding: how the map is stored per case and rebuilt in training on ``K`` exclusive classes
+            (:mod:`~nnunet_lossplug.maps.encodings`); the map function's output as it is by default.
+        region_encoding: the same on nnU-Net's region-based datasets (each region a two-class map); ``None``:
+            the kind has no region meaning and a region-based dataset refuses it.
+        rectified: ``True`` if every map of this kind is rectified (one negative logit-gradient component per
+            voxel, Valverde & Tohka 2022, Sec. 3.4), ``False`` if it is known not to be or is no RW map at all
+            (the trainer's start-up check is then skipped), ``None`` if unknown (the check decides).
+        summary: one line for the command-line help.
+
+    The values depend on ``name``, ``fn`` and ``params`` alone, which make :meth:`identity`; the codec that
+    stores them adds how they are stored to its own cache key.
     """
 
     name: str
     fn: MapFunction
     params: dict[str, Any] = field(default_factory=dict, hash=False)
+    encoding: MapEncoding = field(default_factory=ComputedValues)
+    region_encoding: MapEncoding | None = None
+    rectified: bool | None = None
+    summary: str = ""
 
     def compute(
         self,
@@ -136,17 +98,17 @@ class MapKind:
         expected = (num_classes, *np.shape(labels))
         if out.shape != expected:
             raise ValueError(
-                f"map kind {self.name!r} ({_qualified_name(self.fn)}) returned shape {out.shape}; expected "
+                f"map kind {self.name!r} ({qualified_name(self.fn)}) returned shape {out.shape}; expected "
                 f"(num_classes, *labels.shape) = {expected}."
             )
         if not (np.issubdtype(out.dtype, np.integer) or np.issubdtype(out.dtype, np.floating)):
             raise ValueError(
-                f"map kind {self.name!r} ({_qualified_name(self.fn)}) returned dtype {out.dtype}; expected a "
+                f"map kind {self.name!r} ({qualified_name(self.fn)}) returned dtype {out.dtype}; expected a "
                 f"real numeric (float or integer) array."
             )
         if not np.isfinite(out).all():
             raise ValueError(
-                f"map kind {self.name!r} ({_qualified_name(self.fn)}) returned NaN or inf values; RW maps "
+                f"map kind {self.name!r} ({qualified_name(self.fn)}) returned NaN or inf values; RW maps "
                 f"must be finite (check absent classes or classes that fill the image)."
             )
         return out.astype(np.float32, copy=False)
@@ -163,28 +125,68 @@ class MapKind:
         return "|".join(
             (
                 f"name={self.name}",
-                f"fn={_qualified_name(self.fn)}",
-                f"code={_code_digest(self.fn)}",
-                f"params={_canonical(dict(self.params))}",
+                f"fn={qualified_name(self.fn)}",
+                f"code={code_digest(self.fn)}",
+                f"params={canonical_json(dict(self.params))}",
             )
         )
 
     def digest(self) -> str:
         """Short hex hash (16 characters) of :meth:`identity`, for file names."""
-        return _sha256(self.identity().encode())
+        return short_sha256(self.identity().encode())
+
+    def with_params(self, **params: Any) -> MapKind:
+        """This kind with ``params`` added to (or replacing) its parameters, e.g. RRW with ``class_values``.
+
+        Everything else (name, function, encodings) is kept; the identity changes with the parameters, so the
+        maps are cached apart. A parameter the function does not take raises ``ValueError`` now.
+        """
+        merged = {**self.params, **params}
+        _check_call(self.name, self.fn, merged)
+        return dataclasses.replace(self, params=merged)
+
+    def traits(self) -> tuple[MapEncoding, MapEncoding | None, bool | None, str]:
+        """What the registration declares besides the function and parameters (compared on re-registration)."""
+        return self.encoding, self.region_encoding, self.rectified, self.summary
+
+
+def _check_call(name: str, fn: MapFunction, params: dict[str, Any]) -> None:
+    """``ValueError`` now if ``fn(labels, num_classes, spacing, **params)`` cannot be called (a misspelt parameter)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(np.zeros((1, 1), dtype=np.uint8), 1, None, **params)
+    except TypeError as err:
+        raise ValueError(
+            f"map kind {name!r}: {qualified_name(fn)}{signature} cannot be called as "
+            f"fn(labels, num_classes, spacing, **{sorted(params)}): {err}."
+        ) from err
 
 
 _REGISTRY: dict[str, MapKind] = {}
 
 
-def register_map_kind(name: str, fn: MapFunction, **params: Any) -> MapKind:
+def register_map_kind(
+    name: str,
+    fn: MapFunction,
+    *,
+    encoding: MapEncoding | None = None,
+    region_encoding: MapEncoding | None = None,
+    rectified: bool | None = None,
+    summary: str = "",
+    **params: Any,
+) -> MapKind:
     """Register ``fn`` with bound ``params`` under ``name`` and return the :class:`MapKind`.
 
     ``fn`` is called as ``fn(labels, num_classes, spacing, **params)`` and must return
     ``(num_classes, *labels.shape)``. The call signature is checked now, so a misspelt parameter fails at
-    registration. Registering the same name again with an identical function and parameters is a no-op;
-    a different definition under a taken name raises ``ValueError`` (call :func:`unregister_map_kind`
-    first to replace it).
+    registration. ``encoding`` (default :class:`~nnunet_lossplug.maps.encodings.ComputedValues`: the values as
+    computed), ``region_encoding`` (default ``None``: not available on region-based datasets), ``rectified`` and
+    ``summary`` are described in :class:`MapKind`; these four names cannot be parameters of ``fn``.
+    Registering the same name again with an identical definition is a no-op; a different definition under a
+    taken name raises ``ValueError`` (call :func:`unregister_map_kind` first to replace it).
     """
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
         raise ValueError(
@@ -192,24 +194,22 @@ def register_map_kind(name: str, fn: MapFunction, **params: Any) -> MapKind:
         )
     if not callable(fn):
         raise ValueError(f"map kind {name!r}: fn must be callable; got {fn!r} of type {type(fn).__name__}.")
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        signature = None
-    if signature is not None:
-        try:
-            signature.bind(np.zeros((1, 1), dtype=np.uint8), 1, None, **params)
-        except TypeError as err:
-            raise ValueError(
-                f"map kind {name!r}: {_qualified_name(fn)}{signature} cannot be called as "
-                f"fn(labels, num_classes, spacing, **{sorted(params)}): {err}."
-            ) from err
-    kind = MapKind(name=name, fn=fn, params=dict(params))
+    encoding = ComputedValues() if encoding is None else encoding
+    for label, value in (("encoding", encoding), ("region_encoding", region_encoding)):
+        if value is not None and not isinstance(value, MapEncoding):
+            raise ValueError(f"map kind {name!r}: {label} must be an encoding of nnunet_lossplug.maps.encodings; "
+                             f"got {value!r}.")
+    if rectified not in (True, False, None) or not isinstance(summary, str) or "\n" in summary:
+        raise ValueError(f"map kind {name!r}: rectified must be True, False or None and summary one line of text; "
+                         f"got rectified={rectified!r}, summary={summary!r}.")
+    _check_call(name, fn, params)
+    kind = MapKind(name=name, fn=fn, params=dict(params), encoding=encoding, region_encoding=region_encoding,
+                   rectified=rectified, summary=summary)
     existing = _REGISTRY.get(name)
-    if existing is not None and existing.identity() != kind.identity():
+    if existing is not None and (existing.identity(), existing.traits()) != (kind.identity(), kind.traits()):
         raise ValueError(
-            f"map kind {name!r} is already registered as {existing.identity()}; choose another name or call "
-            f"unregister_map_kind({name!r}) first."
+            f"map kind {name!r} is already registered as {existing.identity()} with {existing.traits()}; choose "
+            f"another name or call unregister_map_kind({name!r}) first."
         )
     _REGISTRY[name] = kind
     return kind
@@ -238,13 +238,24 @@ def available_map_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _register_builtins() -> None:
-    register_map_kind("rrw", rrw_map)
-    register_map_kind("rrw_reference", rrw_reference_map)
-    register_map_kind("boundary", boundary_map)
-    register_map_kind("ac", ac_map)
-    register_map_kind("cao", cao_map)
-    register_map_kind("distance", distance_to_boundary)
+def rw_map(
+    labels: np.ndarray,
+    num_classes: int,
+    kind: str | MapKind = "rrw",
+    spacing: Sequence[float] | None = None,
+    **params: Any,
+) -> np.ndarray:
+    """The map of a registered kind for one image: float32 ``(num_classes, *labels.shape)``.
 
-
-_register_builtins()
+    ``get_map_kind(kind).with_params(**params).compute(labels, num_classes, spacing)``; e.g.
+    ``rw_map(labels, 4, "rrw", spacing=(1.5, 1.5), class_values=(1, 2, 2, 2))`` for RRW with class emphasis
+    (Valverde & Tohka 2022, eq. 4 and Sec. 3.3). An unknown kind or a parameter its function does not take
+    raises ``ValueError``.
+    """
+    try:
+        map_kind = get_map_kind(kind) if isinstance(kind, str) else kind
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    if params:
+        map_kind = map_kind.with_params(**params)
+    return map_kind.compute(labels, num_classes, spacing)

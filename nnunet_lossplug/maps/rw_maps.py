@@ -32,18 +32,13 @@ from nnunet_lossplug.maps.validation import (
 )
 
 __all__ = [
-    "RW_MAP_KINDS",
     "ac_map",
     "boundary_map",
     "cao_map",
     "rrw_map",
     "rrw_reference_map",
     "rrw_true_class_values",
-    "rw_map",
 ]
-
-RW_MAP_KINDS: tuple[str, ...] = ("rrw", "boundary", "ac", "cao")
-"""Kinds accepted by :func:`rw_map`."""
 
 
 def _true_class_index(labels: np.ndarray) -> np.ndarray:
@@ -223,52 +218,3 @@ def cao_map(
     if spacing is not None:
         validate_spacing(spacing, np.ndim(labels))
     return _one_hot_affine(labels, num_classes, -1.0)
-
-
-def rw_map(
-    labels: np.ndarray,
-    num_classes: int,
-    kind: str = "rrw",
-    spacing: Sequence[float] | None = None,
-    class_values: Sequence[float] | None = None,
-    reference_compat: bool = False,
-) -> np.ndarray:
-    """Region-wise map of one image: float32 ``(num_classes, *labels.shape)`` for ``L = mean(s * z)``.
-
-    ``kind`` selects the map (paper 002, SPEC §1): ``"rrw"`` (eq. 4, default: the paper's rectified map,
-    see :func:`rrw_map`), ``"boundary"`` (eq. 3, :func:`boundary_map`), ``"ac"`` (``1 - y``,
-    :func:`ac_map`) or ``"cao"`` (``1 - 2y``, :func:`cao_map`).
-
-    Args:
-        labels: integer class indices ``(*spatial)``, 2D or 3D, values in ``[0, num_classes)``; map
-            nnU-Net's ``-1`` (outside the crop) to 0 first.
-        num_classes: K, background included.
-        kind: one of :data:`RW_MAP_KINDS`.
-        spacing: voxel size per axis (e.g. mm) for the distance maps; ``None`` = unit spacing.
-        class_values: RRW only; per-class emphasis ``c_t > 0`` given to the non-true channels of voxels of
-            true class ``t`` (keeps the map rectified; see :func:`rrw_map`).
-        reference_compat: RRW only; reproduce the reference code exactly, including scipy's corner-ramp
-            artefact on a class that fills the array (:func:`rrw_reference_map`). Default False (SPEC).
-    """
-    if kind not in RW_MAP_KINDS:
-        raise ValueError(f"unknown RW map kind {kind!r}; expected one of {list(RW_MAP_KINDS)}.")
-    if kind != "rrw" and class_values is not None:
-        raise ValueError(f"class_values applies to kind='rrw' only; got kind={kind!r}. Drop class_values.")
-    if kind != "rrw" and reference_compat:
-        raise ValueError(
-            f"reference_compat applies to kind='rrw' only; got kind={kind!r}. Drop reference_compat."
-        )
-    if kind == "rrw":
-        if reference_compat:
-            if class_values is not None:
-                raise ValueError(
-                    "reference_compat=True reproduces the reference code, which has no class_values; "
-                    "use either reference_compat=True or class_values, not both."
-                )
-            return rrw_reference_map(labels, num_classes, spacing)
-        return rrw_map(labels, num_classes, spacing, class_values)
-    if kind == "boundary":
-        return boundary_map(labels, num_classes, spacing)
-    if kind == "ac":
-        return ac_map(labels, num_classes, spacing)
-    return cao_map(labels, num_classes, spacing)

@@ -19,6 +19,7 @@ from nnunet_lossplug.maps import (
     get_map_kind,
     register_map_kind,
     rrw_map,
+    rrw_reference_map,
     rw_map,
     unregister_map_kind,
 )
@@ -68,7 +69,7 @@ def test_builtins_are_registered_and_match_the_functions():
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, rw_map(LABELS, 3, kind, spacing=SPACING))
     np.testing.assert_array_equal(
-        get_map_kind("rrw_reference").compute(LABELS, 3), rw_map(LABELS, 3, "rrw", reference_compat=True)
+        get_map_kind("rrw_reference").compute(LABELS, 3), rrw_reference_map(LABELS, 3)
     )
     np.testing.assert_array_equal(
         get_map_kind("distance").compute(LABELS, 3, SPACING), distance_to_boundary(LABELS, 3, SPACING)

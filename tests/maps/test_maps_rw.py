@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
-from nnunet_lossplug.maps import RW_MAP_KINDS, rw_map
+from nnunet_lossplug.maps import available_map_kinds, rw_map
 
 
 def random_labels(shape, num_classes, seed, smooth=1.5):
@@ -67,18 +67,18 @@ def test_ac_and_cao_values():
 
 
 @pytest.mark.parametrize("shape", [(20, 18), (5, 12, 11)])
-def test_reference_compat_reproduces_scipy_recipe_exactly(shape):
+def test_rrw_reference_reproduces_scipy_recipe_exactly(shape):
     labels = random_labels(shape, 4, seed=3)
     labels[labels == 3] = 1  # class 3 absent: reference gives all ones
-    got = rw_map(labels, 4, "rrw", reference_compat=True)
+    got = rw_map(labels, 4, "rrw_reference")
     np.testing.assert_array_equal(got, reference_rrw(labels, 4))
     # away from the full-class artefact it agrees with the SPEC map up to float32 rounding
     np.testing.assert_allclose(got, rw_map(labels, 4, "rrw"), rtol=1e-6, atol=1e-6)
 
 
-def test_reference_compat_reproduces_corner_ramp_on_full_class():
+def test_rrw_reference_reproduces_corner_ramp_on_full_class():
     labels = np.zeros((4, 5), dtype=np.int64)  # an all-background 2D slice
-    got = rw_map(labels, 3, "rrw", reference_compat=True)
+    got = rw_map(labels, 3, "rrw_reference")
     np.testing.assert_array_equal(got, reference_rrw(labels, 3))
     # the artefact: scipy measures to a phantom voxel at index (-1, 0), a ramp from one corner
     rows, cols = np.indices(labels.shape)
@@ -124,12 +124,12 @@ def test_class_values_scale_the_loss_of_emphasised_class():
         (np.array([["a", "b"]]), {}, r"dtype"),
         (np.zeros((2, 3), dtype=int), {"spacing": (1.0, 1.0, 1.0)}, r"expected 2 values"),
         (np.zeros((2, 3), dtype=int), {"spacing": (1.0, 0.0)}, r"> 0"),
-        (np.zeros((2, 3), dtype=int), {"kind": "bondary"}, r"unknown RW map kind 'bondary'"),
+        (np.zeros((2, 3), dtype=int), {"kind": "bondary"}, r"unknown map kind 'bondary'.*'boundary'"),
         (np.zeros((2, 3), dtype=int), {"class_values": (1.0, 2.0)}, r"expected shape \(3,\)"),
         (np.zeros((2, 3), dtype=int), {"class_values": (1.0, 0.0, 2.0)}, r"> 0"),
-        (np.zeros((2, 3), dtype=int), {"kind": "boundary", "class_values": (1, 1, 1)}, r"kind='rrw' only"),
-        (np.zeros((2, 3), dtype=int), {"kind": "ac", "reference_compat": True}, r"kind='rrw' only"),
-        (np.zeros((2, 3), dtype=int), {"reference_compat": True, "class_values": (1, 1, 1)}, r"not both"),
+        (np.zeros((2, 3), dtype=int), {"kind": "boundary", "class_values": (1, 1, 1)},
+         r"'boundary'.*boundary_map.*cannot be called.*class_values"),
+        (np.zeros((2, 3), dtype=int), {"kind": "rrw_reference", "class_values": (1, 1, 1)}, r"cannot be called"),
     ],
 )
 def test_bad_input_raises_clear_error(labels, kwargs, match):
@@ -137,7 +137,7 @@ def test_bad_input_raises_clear_error(labels, kwargs, match):
         rw_map(labels, 3, **kwargs)
 
 
-@pytest.mark.parametrize("kind", RW_MAP_KINDS)
+@pytest.mark.parametrize("kind", available_map_kinds())
 def test_every_kind_validates_num_classes(kind):
     with pytest.raises(ValueError, match="num_classes"):
         rw_map(np.zeros((2, 2), dtype=int), 0, kind)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nnunet_lossplug.losses import RectifiedMap
-from nnunet_lossplug.maps import MapKind, ac_map, boundary_map, cao_map, rrw_map
+from nnunet_lossplug.maps import MapKind, ac_map, boundary_map, cao_map, get_map_kind, rrw_map
 from nnunet_lossplug.nnunet.codecs.softmax import (
     MapCodec,
     MapNotRectifiedError,
@@ -55,7 +55,7 @@ def test_decode_of_the_encoding_is_the_map(name, reference, atol):
 
 def test_rrw_class_emphasis_is_the_true_class_value_everywhere_else():
     values = (1.0, 2.0, 3.0, 4.0)
-    codec = codec_for(MapKind("rrw", rrw_map, {"class_values": values}), K)
+    codec = codec_for(get_map_kind("rrw").with_params(class_values=values), K)
     labels = _labels(1)
     expected = rrw_map(labels, K, spacing=SPACING, class_values=values)
     np.testing.assert_allclose(_decode_dense(codec, labels), expected, rtol=0, atol=FLOAT16_ATOL)

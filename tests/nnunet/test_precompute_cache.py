@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from helpers.nnunet_runs import DATASET_ID, TINY_SPEC, run_cli
 
-from nnunet_lossplug.maps import MapKind, rrw_map, rw_map
+from nnunet_lossplug.maps import get_map_kind, rw_map
 from nnunet_lossplug.nnunet import CaseCache, MapCacheError, PreprocessedSource
 from nnunet_lossplug.nnunet.codecs.softmax import codec_for
 from nnunet_lossplug.nnunet.map_cache.atomic import write_json_atomic, write_npy_atomic
@@ -101,8 +101,8 @@ def test_map_kind_and_parameters_each_get_their_own_folder(source_2d):
     ids = source_2d.identifiers()
     rrw = _rrw_cache(source_2d)
     boundary = CaseCache(source_2d, codec_for("boundary", NUM_CLASSES))
-    emphasised = CaseCache(source_2d, codec_for(MapKind("rrw", rrw_map, {"class_values": (1.0, 2.0, 2.0, 2.0)}),
-                                                NUM_CLASSES))
+    emphasis = get_map_kind("rrw").with_params(class_values=(1.0, 2.0, 2.0, 2.0))
+    emphasised = CaseCache(source_2d, codec_for(emphasis, NUM_CLASSES))
     stats = CaseCache(source_2d, None)
     folders = {c.folder for c in (rrw, boundary, emphasised, stats)}
     assert len(folders) == 4

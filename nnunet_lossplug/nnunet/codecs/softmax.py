@@ -1,35 +1,39 @@
 """How an RW map travels from the precompute cache, through augmentation, to the loss.
 
-A map of ``K`` channels is not stored as such. Each map kind has a *codec*: ``encode`` turns the label map
-of a whole case into a few channels that can be interpolated like an image (nnU-Net's spatial augmentation
-treats them as a ``regression_target``), and ``decode`` rebuilds the loss's map **in the training process,
-on the device**, from those channels **and the augmented segmentation** of each deep-supervision level.
-The class structure of the map (which voxels are inside which class) therefore always equals the augmented
-segmentation voxel for voxel, however the continuous channels were interpolated; this is how the RRW
-properties (exactly ``c_t`` outside the class, in [-1, 0) inside, rectified) survive augmentation.
+A map of ``K`` channels is not stored as such. Each map kind has a *codec*, chosen by the encoding its
+registration declares (:mod:`nnunet_lossplug.maps.encodings`, looked up by type in :func:`codec_for`, never by
+the kind's name): ``encode`` turns the label map of a whole case into a few channels that can be interpolated
+like an image (nnU-Net's spatial augmentation treats them as a ``regression_target``), and ``decode`` rebuilds
+the loss's map **in the training process, on the device**, from those channels **and the augmented
+segmentation** of each deep-supervision level. The class structure of the map (which voxels are inside which
+class) therefore always equals the augmented segmentation voxel for voxel, however the continuous channels were
+interpolated; this is how the RRW properties (exactly ``c_t`` outside the class, in [-1, 0) inside, rectified)
+survive augmentation.
 
 Encoded channels are zero outside the image: nnU-Net's cropping pads and its spatial transform samples
 outside the image with zeros, so every encoding is chosen such that 0 is a valid, meaningful value.
 
-- ``rrw``: one channel ``q = 1 - d/max d`` (own-class normalised depth, SPEC eq. 4). Decodes to a
-  :class:`~nnunet_lossplug.losses.RectifiedMap` with ``z_t = -(1 - q)`` and ``c_t`` (1 by default, the class
-  emphasis of the voxel's true class ``t``): the loss never builds ``K`` channels. ``q = 0`` means
-  "deepest" (``z = -1``), which is what a voxel outside the image is.
-- ``boundary`` (RW-Boundary, eq. 3): ``K`` channels of unsigned distance; the sign is re-imposed from the
-  segmentation (``-D`` inside, ``+D`` outside). Not rectified: decoded to ``K`` channels.
-- ``ac`` and ``cao``: functions of the segmentation alone; nothing is stored; decoded as rectified maps.
-- any other kind that the start-up check finds rectified (users' own maps, ``rrw_reference``): two
-  channels, the true-class value ``z_t`` and the common value ``c_t`` of the other classes, decoded like RRW.
-  Outside the image both are 0: the map is constant there, so padded voxels get no gradient.
-- any other kind (``distance`` for the one-sided HD loss, non-rectified user maps): all ``K`` channels
-  stored, interpolated and decoded as they are; the rectification check at trainer start reports what
+- ``OwnClassDepth`` (``rrw``): one channel ``q = 1 - d/max d`` (own-class normalised depth, Valverde & Tohka
+  2022, eq. 4). Decodes to a :class:`~nnunet_lossplug.losses.RectifiedMap` with ``z_t = -(1 - q)`` and ``c_t``
+  (1 by default, the class emphasis of the voxel's true class ``t``): the loss never builds ``K`` channels.
+  ``q = 0`` means "deepest" (``z = -1``), which is what a voxel outside the image is.
+- ``UnsignedDistance`` (``boundary``, RW-Boundary, eq. 3): ``K`` channels of unsigned distance; the sign is
+  re-imposed from the segmentation (``-D`` inside, ``+D`` outside). Not rectified: decoded to ``K`` channels.
+- ``FromSegmentation`` (``ac`` and ``cao``): functions of the segmentation alone; nothing is stored; decoded as
+  rectified maps.
+- ``ComputedValues`` of a kind declared rectified or found rectified by the start-up check (users' own maps,
+  ``rrw_reference``): two channels, the true-class value ``z_t`` and the common value ``c_t`` of the other
+  classes, decoded like RRW. Outside the image both are 0: the map is constant there, so padded voxels get no
+  gradient.
+- ``ComputedValues`` otherwise (``distance`` for the one-sided HD loss, non-rectified user maps): all ``K``
+  channels stored, interpolated and decoded as they are; the rectification check at trainer start reports what
   that does to them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,15 +41,17 @@ from torch.nn.functional import interpolate
 
 from nnunet_lossplug.losses import RectifiedMap
 from nnunet_lossplug.maps import distance_to_boundary, get_map_kind, rrw_true_class_values
+from nnunet_lossplug.maps.encodings import (
+    ComputedValues,
+    FromSegmentation,
+    MapEncoding,
+    OwnClassDepth,
+    UnsignedDistance,
+)
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.errors import MapNotRectifiedError
 
 CODEC_VERSION = 1
-
-#: kinds whose codec is fixed by name (the others are probed for rectification)
-BUILTIN_CODEC_KINDS = ("rrw", "boundary", "ac", "cao", "distance")
-
-
 
 def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(B, 1, *spatial)`` integer labels -> ``(B, K, *spatial)`` boolean one-hot."""
@@ -65,7 +71,7 @@ def resample_like_segmentation(encoded: torch.Tensor, shape: Sequence[int]) -> t
     return interpolate(encoded.float(), list(shape), mode="nearest-exact")
 
 
-def _value_problem(encoded: np.ndarray, low: float | None, high: float | None) -> str | None:
+def value_problem(encoded: np.ndarray, low: float | None, high: float | None) -> str | None:
     """``None`` if every value of ``encoded`` is finite and in ``[low, high]``, else what is wrong (one line)."""
     for channel in range(encoded.shape[0]):
         values = np.asarray(encoded[channel], dtype=np.float32)  # float32 reductions: 2.5x faster than float16
@@ -93,6 +99,11 @@ class MapCodec:
         return self.kind.name
 
     @property
+    def encoding(self) -> MapEncoding:
+        """The kind's declared encoding that this codec implements (``region_encoding`` for region codecs)."""
+        return self.kind.encoding
+
+    @property
     def rectified(self) -> bool:
         """Whether :meth:`decode` returns a :class:`RectifiedMap` (``O(N)`` loss memory)."""
         return False
@@ -110,8 +121,9 @@ class MapCodec:
         return self.kind.compute(labels, self.num_classes, spacing).astype(np.float16)
 
     def check_encoded(self, encoded: np.ndarray) -> str | None:
-        """What is wrong with stored channels ``(C, *spatial)``, or None: any finite values (distances >= 0)."""
-        return _value_problem(encoded, 0.0 if self.kind.name == "distance" else None, None)
+        """What is wrong with stored channels ``(C, *spatial)``, or None: finite, >= the encoding's ``minimum``."""
+        encoding = self.encoding
+        return value_problem(encoded, encoding.minimum if isinstance(encoding, ComputedValues) else None, None)
 
     def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | RectifiedMap:
         """Encoded channels ``(B, C, *spatial)`` and labels ``(B, 1, *spatial)`` -> the loss's map."""
@@ -120,9 +132,15 @@ class MapCodec:
 
 @dataclass(frozen=True)
 class RRWCodec(MapCodec):
-    """Rectified RW map (paper 002 eq. 4) stored as one channel of normalised depth ``q = 1 - d/max d``."""
+    """``OwnClassDepth``: the rectified RW map (Valverde & Tohka 2022, eq. 4) as one channel ``q = 1 - d/max d``.
 
-    class_values: tuple[float, ...] | None = field(default=None)
+    The class emphasis ``c_t`` is the kind's ``class_values`` parameter (``rrw_map``'s; 1 without it).
+    """
+
+    @property
+    def class_values(self) -> tuple[float, ...] | None:
+        values = self.kind.params.get("class_values")
+        return tuple(values) if values is not None else None
 
     @property
     def rectified(self) -> bool:
@@ -138,7 +156,7 @@ class RRWCodec(MapCodec):
 
     def check_encoded(self, encoded: np.ndarray) -> str | None:
         """``q`` in [0, 1] (1 only by float16 rounding of a tiny depth)."""
-        return _value_problem(encoded, 0.0, 1.0)
+        return value_problem(encoded, 0.0, 1.0)
 
     def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> RectifiedMap:
         true_value = encoded[:, :1].float() - 1.0
@@ -181,14 +199,14 @@ class RectifiedValuesCodec(MapCodec):
 
 @dataclass(frozen=True)
 class SignedDistanceCodec(MapCodec):
-    """RW-Boundary map (paper 002 eq. 3): unsigned distances stored, sign taken from the segmentation."""
+    """``UnsignedDistance``: RW-Boundary map (Valverde & Tohka 2022, eq. 3), ``|z|`` stored, sign from the labels."""
 
     def encode(self, labels: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndarray:
         return distance_to_boundary(labels, self.num_classes, spacing=spacing).astype(np.float16)
 
     def check_encoded(self, encoded: np.ndarray) -> str | None:
         """Unsigned distances: finite, >= 0."""
-        return _value_problem(encoded, 0.0, None)
+        return value_problem(encoded, 0.0, None)
 
     def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         distance = encoded.float().abs()
@@ -197,10 +215,7 @@ class SignedDistanceCodec(MapCodec):
 
 @dataclass(frozen=True)
 class SegmentationOnlyCodec(MapCodec):
-    """Maps that are a function of the segmentation alone: AC (``1 - y``) and Cao (``1 - 2y``); rectified."""
-
-    inside_value: float = 0.0
-    outside_value: float = 1.0
+    """``FromSegmentation``: a function of the segmentation alone, e.g. AC (``1 - y``) and Cao (``1 - 2y``)."""
 
     @property
     def rectified(self) -> bool:
@@ -213,28 +228,36 @@ class SegmentationOnlyCodec(MapCodec):
         return np.zeros((0, *labels.shape), dtype=np.float16)
 
     def decode(self, encoded: torch.Tensor, labels: torch.Tensor) -> RectifiedMap:
-        return RectifiedMap(labels, self.inside_value, self.outside_value, self.num_classes)
+        encoding = self.encoding
+        assert isinstance(encoding, FromSegmentation), f"{type(self).__name__} needs a FromSegmentation encoding"
+        return RectifiedMap(labels, encoding.inside, encoding.outside, self.num_classes)
+
+
+#: the codec class of each encoding (a rectified map's ``ComputedValues``: :class:`RectifiedValuesCodec`)
+CODEC_OF_ENCODING: dict[type[MapEncoding], type[MapCodec]] = {
+    ComputedValues: MapCodec,
+    OwnClassDepth: RRWCodec,
+    UnsignedDistance: SignedDistanceCodec,
+    FromSegmentation: SegmentationOnlyCodec,
+}
 
 
 def codec_for(kind: str | MapKind, num_classes: int, rectified: bool = False) -> MapCodec:
-    """The codec of a registered map kind (by name) or of a :class:`MapKind` object.
+    """The codec of a registered map kind (by name) or of a :class:`MapKind` object, by its ``encoding``.
 
-    ``rectified`` (the start-up rectification check's verdict) matters only for kinds not in
-    :data:`BUILTIN_CODEC_KINDS`: a rectified one is stored in two channels, any other in ``K``.
+    ``rectified`` is the start-up rectification check's verdict; it is used for a kind that does not declare
+    ``rectified`` itself and matters for the ``ComputedValues`` encoding only: a rectified map is stored in two
+    channels, any other in ``K``.
     """
     map_kind = get_map_kind(kind) if isinstance(kind, str) else kind
-    if map_kind.name == "rrw":
-        class_values = map_kind.params.get("class_values")
-        return RRWCodec(map_kind, num_classes, tuple(class_values) if class_values is not None else None)
-    if map_kind.name == "boundary":
-        return SignedDistanceCodec(map_kind, num_classes)
-    if map_kind.name == "ac":
-        return SegmentationOnlyCodec(map_kind, num_classes, 0.0, 1.0)
-    if map_kind.name == "cao":
-        return SegmentationOnlyCodec(map_kind, num_classes, -1.0, 1.0)
-    if rectified and map_kind.name not in BUILTIN_CODEC_KINDS:
-        return RectifiedValuesCodec(map_kind, num_classes)
-    return MapCodec(map_kind, num_classes)
+    codec_class = CODEC_OF_ENCODING.get(type(map_kind.encoding))
+    if codec_class is None:
+        raise TypeError(f"map kind '{map_kind.name}': no codec for its encoding {map_kind.encoding!r}; use one of "
+                        f"{sorted(encoding.__name__ for encoding in CODEC_OF_ENCODING)}.")
+    is_rectified = map_kind.rectified if map_kind.rectified is not None else rectified
+    if codec_class is MapCodec and is_rectified:
+        codec_class = RectifiedValuesCodec
+    return codec_class(map_kind, num_classes)
 
 
 def decode_levels(codec: MapCodec, encoded: torch.Tensor, targets: Sequence[torch.Tensor]) -> list:

@@ -3,7 +3,9 @@
 - :mod:`.base`: the base class; it extends nnU-Net's ``nnUNetTrainer`` at its seams (``_build_loss``,
   ``configure_optimizers``, ``on_train_start``, the dataset and pipeline getters, thin wrappers around
   ``train_step`` / ``validation_step`` that call nnU-Net's own) and copies none of its method bodies.
-- :mod:`.map_life_cycle`: the map's kind, codec, cache, transport and rectification check, each built once.
+- :mod:`.map_life_cycle`: the map's kind, codec, cache, transport and rectification check, each built once, and
+  the mixin that carries the map's encoding through nnU-Net's datasets and augmentation pipelines.
+- :mod:`.epoch_hooks`: the per-epoch hooks (epoch to the loss and scheduler, trainable weights, collapse guard).
 - :mod:`.loss`: the trainer's ``self.loss``; decodes the batch's maps on the device and checks the value.
 - :mod:`.ds_weights`: trainable deep-supervision weights: logged, plotted, restored.
 - :mod:`.seeding`: ``NNUNET_LOSSPLUG_SEED`` / the ``seed`` declaration: process and worker seeds, logged, saved.

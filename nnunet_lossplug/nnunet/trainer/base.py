@@ -2,15 +2,16 @@
 
 It extends nnU-Net's ``nnUNetTrainer`` at its seams and copies none of its methods (the class docstring lists
 the declarations, the module docstring of :mod:`~nnunet_lossplug.nnunet.trainer` the seams). The map's
-life-cycle is :class:`~.map_life_cycle.MapLifeCycle`'s, the trainable deep-supervision weights' bookkeeping
-:class:`~.ds_weights.TrainableWeightsLog`'s, the decode and the finite check :class:`~.loss.TrainerLoss`'s.
+life-cycle is :class:`~.map_life_cycle.MapLifeCycle`'s and its way through nnU-Net's loader the mixin
+:class:`~.map_life_cycle.MapCarryingSeams`'s, the per-epoch hooks (scheduler, trainable deep-supervision weights
+via :class:`~.ds_weights.TrainableWeightsLog`, collapse guard) the mixin :class:`~.epoch_hooks.EpochHooks`'s,
+the decode and the finite check :class:`~.loss.TrainerLoss`'s.
 Inference (``nnUNetv2_predict``) only builds the network: no map, cache or statistic is needed there.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -28,8 +29,8 @@ from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource, check_label_setup
-from nnunet_lossplug.nnunet.trainer.collapse_guard import CollapseGuard
 from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
+from nnunet_lossplug.nnunet.trainer.epoch_hooks import EpochHooks
 from nnunet_lossplug.nnunet.trainer.guards import (
     check_finite_loss,
     check_grad_clip,
@@ -38,15 +39,15 @@ from nnunet_lossplug.nnunet.trainer.guards import (
     warn_if_defined_twice,
 )
 from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
-from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, to_device
-from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapLifeCycle
+from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss
+from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapCarryingSeams, MapLifeCycle
 from nnunet_lossplug.nnunet.trainer.networks import check_pretrained_weights_of_command_line
 from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
 from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
 from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec
 
 
-class LossPlugTrainer(SeededTraining, nnUNetTrainer):
+class LossPlugTrainer(EpochHooks, SeededTraining, MapCarryingSeams, nnUNetTrainer):
     """Base class of the plugin's trainers; subclasses declare (the class attributes below), this class wires.
 
     ``seed`` (None: unseeded; ``NNUNET_LOSSPLUG_SEED`` overrides it) is :class:`~.seeding.SeededTraining`'s.
@@ -54,7 +55,7 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
 
     #: :class:`LossSpec` of the per-resolution loss (required)
     loss_spec: ClassVar[LossSpec | None] = None
-    #: map kind the loss needs (rrw, boundary, ac, cao, distance, rrw_reference, a registered name, a MapKind)
+    #: map kind the loss needs: a registered name (``nnunet_lossplug.maps.available_map_kinds()``) or a MapKind
     rw_map: ClassVar[str | MapKind | None] = None
     #: where maps come from: "precomputed" (the cache), "worker" (per patch) or "loss" (in the training process)
     map_placement: ClassVar[str] = "precomputed"
@@ -111,7 +112,6 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
         trainable = self.ds_weights == "trainable"
         self.ds_weights_log = TrainableWeightsLog(self.logger, self.print_to_log_file) if trainable else None
         self._criterion: DeepSupervisionLoss | None = None
-        self._collapse_guard: CollapseGuard | None = None
 
     # ------------------------------------------------------------------ declarations, resolved
     @classmethod
@@ -222,35 +222,7 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
             self._ensure_cache(cache)
         super().on_train_start()
 
-    # ------------------------------------------------------------------ data: nnU-Net's loader, extended at its seams
-    def _carried(self, step: str, value):
-        """nnU-Net's datasets or augmentation pipeline, carrying the map's encoding (``MapTransport.<step>``)."""
-        transport = self.maps.transport()
-        return getattr(transport, step)(value) if transport is not None else value
-
-    def get_tr_and_val_datasets(self):
-        return self._carried("wrap_datasets", super().get_tr_and_val_datasets())
-
-    def get_training_transforms(self, *args, **kwargs):
-        return self._carried("extend_pipeline", super().get_training_transforms(*args, **kwargs))
-
-    def get_validation_transforms(self, *args, **kwargs):
-        return self._carried("extend_pipeline", super().get_validation_transforms(*args, **kwargs))
-
-    def decode_batch(self, batch: dict):
-        """The batch's target and the loss's maps at every level, on the device (maps None without a map)."""
-        transport = self.maps.transport()
-        if transport is None:
-            return to_device(batch["target"], self.device), None
-        return transport.decode(batch["target"], self.device)
-
     # ------------------------------------------------------------------ steps: nnU-Net's own, wrapped
-    def on_train_epoch_start(self):
-        super().on_train_epoch_start()
-        for module in self.loss.modules():
-            if hasattr(module, "set_epoch"):
-                module.set_epoch(self.current_epoch)
-
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's ``train_step``; the loss decodes the maps and stops a non-finite value naming the cases."""
         with self.loss.checking(lambda value: check_finite_loss(self, value, batch)):
@@ -263,37 +235,3 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
             return super().validation_step({**batch, "target": target})
         finally:
             self.loss.pending_maps = None
-
-    def on_validation_epoch_end(self, val_outputs):
-        super().on_validation_epoch_end(val_outputs)
-        observe = getattr(self.lr_scheduler, "observe_validation_loss", None)
-        if observe is not None:
-            observe(float(self.logger.get_value("val_losses", step=-1)))
-
-    # ------------------------------------------------------------------ per epoch: WMLA weights, collapse guard
-    def on_train_epoch_end(self, train_outputs):
-        super().on_train_epoch_end(train_outputs)
-        if self.ds_weights_log is not None and self._criterion is not None:
-            self.ds_weights_log.record(self._criterion, self.current_epoch)
-
-    def on_epoch_end(self):
-        if self.collapse_patience is not None and self.local_rank == 0:
-            self._watch_for_collapse()
-        if self.ds_weights_log is not None and self.local_rank == 0:
-            self.ds_weights_log.plot(self.output_folder)
-        super().on_epoch_end()
-
-    def _watch_for_collapse(self) -> None:
-        if self._collapse_guard is None:
-            names = {int(v): k for k, v in self.dataset_json["labels"].items() if isinstance(v, int)}
-            self._collapse_guard = CollapseGuard(self.collapse_patience, self.collapse_warmup, class_names=[
-                f"{label} ({names.get(label, '?')})" for label in self.label_manager.foreground_labels])
-        dice = self.logger.get_value("dice_per_class_or_region", step=-1)
-        for message in (event.message() for event in self._collapse_guard.update(self.current_epoch, dice)):
-            warnings.warn(message, stacklevel=2)
-            self.print_to_log_file("WARNING: " + message)
-
-    def load_checkpoint(self, filename_or_checkpoint) -> None:
-        super().load_checkpoint(filename_or_checkpoint)
-        if self.ds_weights_log is not None and self._criterion is not None:
-            self.ds_weights_log.restore(self._criterion)

@@ -4,12 +4,17 @@ One :class:`MapLifeCycle` per trainer, built in its ``__init__``; everything it 
 waits for the rectification check, which reads a few training cases, so it is built on first use):
 
 - the **kind** (``rw_map``, resolved in the map registry);
-- the **codec** (:func:`~nnunet_lossplug.nnunet.codecs.chooser.source_codec`): a user's own kind is stored in the
-  rectified two-channel form when the check finds it rectified, in ``K`` channels otherwise;
+- the **codec** (:func:`~nnunet_lossplug.nnunet.codecs.chooser.source_codec`): a kind that does not declare
+  whether it is rectified (a user's own, by default) is stored in the rectified two-channel form when the check
+  finds it rectified, in ``K`` channels otherwise;
 - the **cache** (:class:`~nnunet_lossplug.nnunet.map_cache.cache.CaseCache`) for ``map_placement = "precomputed"``;
 - the **transport** (:class:`~nnunet_lossplug.nnunet.map_transport.transport.MapTransport`) that carries the
   encoding through nnU-Net's loader and decodes it on the device;
-- the start-up **rectification check** (paper 002 Sec. 3.4): a warning when the map is not rectified.
+- the start-up **rectification check** (Valverde & Tohka 2022, Sec. 3.4): a warning when the map is not rectified;
+  skipped for a kind registered with ``rectified=False`` (known not rectified, or no RW map at all).
+
+:class:`MapCarryingSeams` is the trainer's side: nnU-Net's datasets, augmentation pipelines and batches, extended
+at their seams to carry the map's encoding through the transport.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ import numpy as np
 from nnunet_lossplug.maps import compute_with_ignore, rectification_report, region_maps, region_masks
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.chooser import source_codec
-from nnunet_lossplug.nnunet.codecs.regions import REGION_KIND_CHANNELS
-from nnunet_lossplug.nnunet.codecs.softmax import BUILTIN_CODEC_KINDS, MapCodec
+from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 from nnunet_lossplug.nnunet.map_transport.transport import MapTransport
+from nnunet_lossplug.nnunet.trainer.loss import to_device
 
 MAP_PLACEMENTS = ("precomputed", "worker", "loss")
 _UNSET = object()
@@ -60,8 +65,8 @@ class MapLifeCycle:
         """How the map is stored and carried (None without a map)."""
         if self.kind is None:
             return None
-        if self._codec is None:
-            rectified = self.kind.name not in BUILTIN_CODEC_KINDS and self.worst_unstable_fraction() == 0
+        if self._codec is None:  # the check's verdict, for a kind that does not declare whether it is rectified
+            rectified = self.kind.rectified is None and self.worst_unstable_fraction() == 0
             self._codec = source_codec(self.kind, self.source, rectified=rectified)
         return self._codec
 
@@ -102,7 +107,7 @@ class MapLifeCycle:
         ignore = self.source.ignore_label
         annotated = labels if ignore is None else np.where(labels == ignore, 0, labels)
         if self.source.regions is not None:
-            if self.kind.name not in REGION_KIND_CHANNELS:
+            if self.kind.region_encoding is None:
                 return [0.0]  # refused with the reason when the codec is built
             maps = region_maps(self.kind, labels, self.source.regions, spacing, ignore)
             masks = region_masks(annotated, self.source.regions)
@@ -113,8 +118,8 @@ class MapLifeCycle:
 
     def check_rectification(self) -> None:
         """Warn (and log) when the map is not rectified; log the verdict and how the map is carried otherwise."""
-        if self.kind is None or self.kind.name in ("boundary", "distance"):
-            return  # known not rectified (boundary) or not an RW map at all (HD distances); documented
+        if self.kind is None or self.kind.rectified is False:
+            return  # registered as known not rectified (boundary) or as no RW map at all (HD distances)
         worst = self.worst_unstable_fraction()
         cases = min(self.check_cases, len(self.training_cases()))
         if worst > 0:
@@ -130,3 +135,33 @@ class MapLifeCycle:
             form = "rebuilt from the augmented segmentation" if codec is not None and codec.rectified else "as is"
             scope = " (two-class maps per region)" if self.source.regions is not None else ""
             self.log(f"Rectification check of '{self.kind.name}' maps{scope}: 0 unstable voxels. Carried {form}.")
+
+
+class MapCarryingSeams:
+    """Mixin for a subclass of nnU-Net's ``nnUNetTrainer``: its loader carries the map's encoding.
+
+    nnU-Net's datasets and augmentation pipelines, extended by the trainer's ``maps.transport()``
+    (``MapTransport.wrap_datasets`` / ``extend_pipeline``; unchanged without a transport), and the decode of a
+    batch on the trainer's ``device``. Each method calls nnU-Net's own through ``super()``.
+    """
+
+    def _carried(self, step: str, value):
+        """nnU-Net's datasets or augmentation pipeline, carrying the map's encoding (``MapTransport.<step>``)."""
+        transport = self.maps.transport()
+        return getattr(transport, step)(value) if transport is not None else value
+
+    def get_tr_and_val_datasets(self):
+        return self._carried("wrap_datasets", super().get_tr_and_val_datasets())
+
+    def get_training_transforms(self, *args, **kwargs):
+        return self._carried("extend_pipeline", super().get_training_transforms(*args, **kwargs))
+
+    def get_validation_transforms(self, *args, **kwargs):
+        return self._carried("extend_pipeline", super().get_validation_transforms(*args, **kwargs))
+
+    def decode_batch(self, batch: dict):
+        """The batch's target and the loss's maps at every level, on the device (maps None without a map)."""
+        transport = self.maps.transport()
+        if transport is None:
+            return to_device(batch["target"], self.device), None
+        return transport.decode(batch["target"], self.device)
