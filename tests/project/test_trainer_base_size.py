@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BASE = Path(__file__).resolve().parents[1] / "nnunet_lossplug" / "nnunet" / "trainer" / "base.py"
+BASE = Path(__file__).resolve().parents[2] / "nnunet_lossplug" / "nnunet" / "trainer" / "base.py"
 MAX_LINES = 250
 
 
