@@ -1,6 +1,6 @@
-"""Experiment 4 -- class-weighted Dice: uniform / simple / square weights x two learning rates (paper 001).
+"""Experiment 4 -- class-weighted Dice: uniform / simple / square weights x two learning rates (Shen et al. 2018).
 
-Claim (paper 001, Table 1, 7 abdominal organs in CT, 3D U-Net, Adam, 10 000 iterations): with an initial
+Claim (Shen et al. 2018, Table 1, 7 abdominal organs in CT, 3D U-Net, Adam, 10 000 iterations): with an initial
 learning rate of 1e-3 the uniform weights are best (average Dice 88.3 %) and the simple (74.2 %) and square
 (44.0 %) weights are much worse, the large organs collapsing under square weights (liver 10 %, spleen 0 %);
 with 1e-2 the simple weights become best (88.9 %) and square weights recover (78.9 %): "a strong
@@ -8,7 +8,7 @@ relationship between class balancing weights and initial learning rate".
 
 Here: a generated imbalanced 5-class 2D dataset (:func:`experiments.common.generators.imbalanced_organs`:
 background ~72 %, a large "liver" ~23 %, a "kidney" ~2.5 %, a small "vessel" ~0.8 % and a thin "duct"
-~2 %), a small 2D U-Net in plain PyTorch, the multi-class Dice of paper 001 eq. (6),
+~2 %), a small 2D U-Net in plain PyTorch, the multi-class Dice of Shen et al. 2018 eq. (6),
 ``L = (1/L) Σ_l w_l (1 - D_l)`` with background (:class:`~nnunet_lossplug.losses.DiceLoss`
 ``class_weights=...``, per-image Dice, ``smooth=0``), the paper's weights eq. (3)-(5) from the training-set
 voxel counts (:func:`~nnunet_lossplug.losses.dice_class_weights`, ``normalize=False``: the paper's exact
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.axhline(num_classes - 0.5, color="white", lw=2)
     ax.axvline(len(SCHEMES) - 0.5, color="white", lw=2)
     fig.colorbar(image, ax=ax, fraction=0.04, label="held-out Dice (mean over images and seeds)")
-    ax.set_title("Per-class Dice (%), paper 001 Table 1 layout", fontsize=10)
+    ax.set_title("Per-class Dice (%), Shen et al. 2018 Table 1 layout", fontsize=10)
 
     ax = axes[1]
     for scheme in SCHEMES:
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower right")
     ax.set_title("Learning curves (solid: lr 1e-3, dashed: lr 1e-2)", fontsize=10)
-    title = ("Class-weighted Dice (paper 001): uniform / simple / square weights x initial learning rate, "
+    title = ("Class-weighted Dice (Shen et al. 2018): uniform / simple / square weights x initial learning rate, "
              "synthetic imbalanced 5-class 2D data")
     fig.suptitle(title + (" [QUICK]" if args.quick else ""), fontsize=11)
     fig.tight_layout()
@@ -180,14 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     body = (
         f"Data: {num_train} training and {num_val} held-out images of {size} x {size} px "
         f"(`imbalanced_organs`). "
-        f"Loss: `DiceLoss(batch_dice=False, do_bg=True, smooth=0, class_weights=w)` = paper 001 eq. (6) with "
+        f"Loss: `DiceLoss(batch_dice=False, do_bg=True, smooth=0, class_weights=w)` = Shen et al. 2018 eq. (6) with "
         f"the weights of eq. (3)-(5) computed by `dice_class_weights(counts, scheme)` from the training-set "
         f"pixel counts (paper's exact values, not normalised; eps = 1). `TinyUNet2d` (5 output channels); "
         f"Adam (eps 1e-8) with a constant learning rate, {steps} steps of 8 images, {num_seeds} seeds per "
         f"configuration; Dice per class on each held-out image, averaged over images, then over seeds.\n\n"
         f"{table}\n\nClass weights used:\n\n{weight_table}"
     )
-    run.write_markdown("Class-weighted Dice x learning rate (paper 001 Table 1 pattern)", body)
+    run.write_markdown("Class-weighted Dice x learning rate (Shen et al. 2018 Table 1 pattern)", body)
     print(f"\nwrote {run.png_path} and {run.md_path} in {run.elapsed():.1f} s")
     return 0
 

@@ -1,6 +1,6 @@
-"""Experiment 2 -- convergence stability of RW-Boundary vs RRW maps over seeds (paper 002 Sec. 4.3, Fig. 5).
+"""Experiment 2 -- convergence stability of RW-Boundary vs RRW maps over seeds (Valverde & Tohka 2022 Sec. 4.3, Fig. 5).
 
-Claim (paper 002): trained with the RW loss alone, RW-Boundary maps (eq. 3, = Boundary loss) sometimes
+Claim (Valverde & Tohka 2022): trained with the RW loss alone, RW-Boundary maps (eq. 3, = Boundary loss) sometimes
 reach a sub-optimal minimum (Dice around 0.5) because their gradients can push several softmax values up
 at once; all models trained with RRW maps (eq. 4) converge (Dice >= 0.9 on ACDC17 with nnU-Net, 50 models
 each, 50 epochs). The figure is the empirical CDF of the validation Dice of the models.
@@ -121,7 +121,7 @@ def draw_figure(records: list[dict], path: Path, title_suffix: str, test_line: s
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=9)
     ax.text(0.02, 0.62, test_line.replace(": ", ":\n", 1), transform=ax.transAxes, fontsize=8, va="top")
-    ax.set_title("Empirical CDF of the final Dice (paper 002 Fig. 5)", fontsize=10)
+    ax.set_title("Empirical CDF of the final Dice (Valverde & Tohka 2022 Fig. 5)", fontsize=10)
 
     ax = axes[1]
     for kind in MAP_KINDS:
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(`nnunet_lossplug.evaluation.paired_permutation_test`, paired by seed).\n\n"
         f"<details><summary>Every run</summary>\n\n{seed_table}\n\n</details>"
     )
-    run.write_markdown("Convergence stability: RW-Boundary vs RRW maps over seeds (paper 002 Fig. 5)", body)
+    run.write_markdown("Convergence stability: RW-Boundary vs RRW maps over seeds (Valverde & Tohka 2022 Fig. 5)", body)
     print(f"\nwrote {run.png_path} and {run.md_path} in {run.elapsed():.1f} s")
     return 0
 

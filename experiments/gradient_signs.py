@@ -1,6 +1,6 @@
-"""Experiment 1 -- gradient signs of the RW loss over the probability simplex (paper 002, Sec. 3.4, Fig. 2).
+"""Experiment 1 -- gradient signs of the RW loss over the probability simplex (Valverde & Tohka 2022, Sec. 3.4, Fig. 2).
 
-Claim (paper 002): with RW-Boundary maps (eq. 3) and three or more classes, the logit gradient of the RW
+Claim (Valverde & Tohka 2022): with RW-Boundary maps (eq. 3) and three or more classes, the logit gradient of the RW
 loss ``g_k = s_k (z_k - Σ_j s_j z_j)`` (eq. 2) can have several negative components, so several softmax
 values are pushed up at once ("more than half" of the softmax vectors for the voxel of Fig. 2); with RRW
 maps (eq. 4) exactly one component, the true class, is negative for every softmax vector.
@@ -81,7 +81,7 @@ def closed_form_share(z: np.ndarray, true_class: int) -> float:
 
     For ``z = (a, b, c)`` with the true value ``c`` the smallest and ``a < b`` the others, components
     ``c`` and ``a`` are both negative iff ``z̄ > a``; the area of that region is ``(b - a) / (b - c)``
-    (paper 002 Fig. 2 geometry; derived independently of the library).
+    (Valverde & Tohka 2022 Fig. 2 geometry; derived independently of the library).
     """
     others = np.delete(z, true_class)
     low, high = np.sort(others)
@@ -130,7 +130,7 @@ def ternary_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_ternary(ax, grid: np.ndarray, counts: np.ndarray, z: np.ndarray, title: str) -> None:
-    """Colour the simplex by the number of negative gradient components (paper 002 Fig. 2 style)."""
+    """Colour the simplex by the number of negative gradient components (Valverde & Tohka 2022 Fig. 2 style)."""
     x, y = ternary_xy(grid)
     triangulation = Triangulation(x, y)
     per_triangle = np.max(counts[triangulation.triangles], axis=1)  # a triangle is red if any corner is
@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         f"synthetic volumes of 8 x 40 x 40 voxels (spacing {spec.spacing} mm), 2D maps per non-empty "
         f"slice or one 3D map per volume.\n\n{map_table}"
     )
-    run.write_markdown("Gradient signs of the RW loss over the probability simplex (paper 002 Fig. 2)", body)
+    run.write_markdown("Gradient signs of the RW loss over the probability simplex (Valverde & Tohka 2022 Fig. 2)",
+                       body)
     print(f"\nwrote {run.png_path} and {run.md_path} in {run.elapsed():.1f} s")
     return 0
 

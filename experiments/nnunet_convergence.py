@@ -1,6 +1,6 @@
-"""Experiment 5 -- paper 002 Fig. 5 through the product: RW loss alone inside nnU-Net, over seeds.
+"""Experiment 5 -- Valverde & Tohka 2022 Fig. 5 through the product: RW loss alone inside nnU-Net, over seeds.
 
-Claim (paper 002 Sec. 4.3, Fig. 5): trained with the RW loss alone in nnU-Net, all 50 RRW models reach a
+Claim (Valverde & Tohka 2022 Sec. 4.3, Fig. 5): trained with the RW loss alone in nnU-Net, all 50 RRW models reach a
 validation Dice >= 0.9 after 50 epochs on ACDC17, while a fraction of the RW-Boundary models stall near 0.5.
 Experiment 2 (``convergence_stability.py``, a 30 k-parameter toy U-Net) found RRW runs losing whole classes
 too. nnU-Net adds normalisation, deep supervision, augmentation and the poly schedule, which the toy lacks.
@@ -67,7 +67,7 @@ LABELS = {"nnUNetTrainerRWBoundary": "RW-Boundary alone", "nnUNetTrainerRRW": "R
 COLOURS = {"nnUNetTrainerRWBoundary": "#d95f02", "nnUNetTrainerRRW": "#1b9e77",
            "nnUNetTrainerRRWCEGradual": "#7570b3"}
 LOST_CLASS_DICE = 0.1
-PAPER_EPOCHS = 50  # paper 002 Fig. 5 / Fig. 6: 50 epochs
+PAPER_EPOCHS = 50  # Valverde & Tohka 2022 Fig. 5 / Fig. 6: 50 epochs
 PLANS = "nnUNetPlansCPU"
 GUARD_WARMUP, GUARD_PATIENCE = 2, 3  # the collapse guard, scaled to the short runs, applied to the logged history
 
@@ -307,7 +307,7 @@ def draw_figure(records: list[dict], path: Path, title_suffix: str, test_lines: 
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.text(0.02, 0.70, "\n".join(test_lines), transform=ax.transAxes, fontsize=7, va="top")
-    ax.set_title("Empirical CDF of the final Dice (paper 002 Fig. 5)", fontsize=10)
+    ax.set_title("Empirical CDF of the final Dice (Valverde & Tohka 2022 Fig. 5)", fontsize=10)
 
     ax = axes[1]
     for base in TRAINERS:

@@ -1,6 +1,6 @@
-"""Experiment 3 -- SA Dice vs per-image Dice on batches with no-target images (paper 000, Sec. III-B/C).
+"""Experiment 3 -- SA Dice vs per-image Dice on batches with no-target images (Nguyen et al. 2019, Sec. III-B/C).
 
-Claim (paper 000): with the per-image ("stochastic") Dice loss, eq. (1), an image without target gives a
+Claim (Nguyen et al. 2019): with the per-image ("stochastic") Dice loss, eq. (1), an image without target gives a
 flat loss (its Dice is 0 whatever the prediction, eq. 3), so it sends no gradient and the network is not
 taught to predict nothing there; smoothing does not cure it. The Stochastic Aggregated Dice (SA Dice),
 eq. (4), sums intersections and volumes over the batch before the ratio, so a no-target image in a batch
@@ -13,7 +13,7 @@ Dice), several seeds each:
 
 - per-image Dice, ``smooth=0`` (eq. 1, :class:`~nnunet_lossplug.losses.DiceLoss` ``batch_dice=False``);
 - SA Dice, ``smooth=0`` (eq. 4, ``batch_dice=True``);
-- per-image Dice with ``smooth=1`` (the smoothing paper 000 says does not help).
+- per-image Dice with ``smooth=1`` (the smoothing Nguyen et al. 2019 says does not help).
 
 Reported on a held-out set: false-positive pixels on the empty images (mean per image, and the share of
 empty images with any false positive) and the Dice on the images with a target; plus the mechanism itself,
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     handles = [plt.Line2D([], [], color=ARM_COLOURS[arm], lw=2) for arm in ARMS]
     handles.append(plt.Line2D([], [], color="yellow", lw=2.5, ls="dotted"))
     axes[1, 2].legend(handles, [*ARMS, "true target"], fontsize=8, loc="lower right", framealpha=0.8)
-    fig.suptitle("SA Dice vs per-image Dice with no-target images (paper 000 Sec. III), synthetic binary 2D "
+    fig.suptitle("SA Dice vs per-image Dice with no-target images (Nguyen et al. 2019 Sec. III), synthetic binary 2D "
                  "data, 50 % empty" + (" [QUICK]" if args.quick else ""), fontsize=11)
     fig.tight_layout()
     fig.savefig(run.png_path, dpi=110)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Mechanism, one batch of the training set, the same untrained network for each loss:\n\n"
         f"{gradient_table}"
     )
-    run.write_markdown("SA Dice vs per-image Dice with no-target images (paper 000 Sec. III)", body)
+    run.write_markdown("SA Dice vs per-image Dice with no-target images (Nguyen et al. 2019 Sec. III)", body)
     print(f"\nwrote {run.png_path} and {run.md_path} in {run.elapsed():.1f} s")
     return 0
 

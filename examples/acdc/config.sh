@@ -1,4 +1,4 @@
-# Shared settings of the ACDC experiments of paper 002 (sourced by the other scripts; not run by itself).
+# Shared settings of the ACDC experiments of Valverde & Tohka 2022 (sourced by the other scripts; not run by itself).
 # shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # Every variable can be overridden from the environment, e.g. `DATASET_ID=127 N_RUNS=1 bash table2.sh`.
 
@@ -14,7 +14,7 @@ RAW_DIR="$nnUNet_raw/$DATASET_NAME"
 PRE_DIR="$nnUNet_preprocessed/$DATASET_NAME"
 # nnU-Net plans on a copy of the dataset holding fold 0's training cases only (planning_dataset.py)
 PLANNING_DATASET_ID="${PLANNING_DATASET_ID:-$((DATASET_ID + 900))}"
-CONFIG="${CONFIG:-2d}"                                       # paper 002 trains 2D models on the 3D volumes
+CONFIG="${CONFIG:-2d}"                                       # Valverde & Tohka 2022 trains 2D models on the 3D volumes
 FOLD="${FOLD:-0}"                                            # fold 0 = the split written by convert_acdc.py
 PLANS="${PLANS:-nnUNetPlans}"
 NUM_PROCESSES="${NUM_PROCESSES:-8}"                          # CPU processes for preprocessing / evaluation

@@ -1,4 +1,4 @@
-"""Convert the official ACDC download into an nnU-Net v2 raw dataset with paper 002's split.
+"""Convert the official ACDC download into an nnU-Net v2 raw dataset with Valverde & Tohka's (2022) split.
 
 Input layout (the ACDC challenge download; ``testing`` is optional)::
 
@@ -24,10 +24,10 @@ Output (``OUT/DatasetNNN_ACDC``)::
     acdc_phases.json                          case -> patient, phase (ED/ES), frame, group: used by
                                               export_submission.py
 
-Split (paper 002, Sec. 4 and its ``datasplits/acdc17.py``): patients with an even id (2, 4, ..., 100) train,
+Split (Valverde & Tohka 2022, Sec. 4 and its ``datasplits/acdc17.py``): patients with an even id (2, 4, ..., 100) train,
 odd ids (1, 3, ..., 99) validate; both the ED and the ES frame of a patient go to the same side, giving
 100 / 100 3D images. ``--full-training-set`` instead puts all 100 training patients into fold 0's training
-set (for the challenge test set, paper 002 Table 5); as in nnU-Net's fold ``all``, the validation list then
+set (for the challenge test set, Valverde & Tohka 2022 Table 5); as in nnU-Net's fold ``all``, the validation list then
 repeats the training cases, which keeps nnU-Net's fold-0 machinery working (its validation numbers are
 then training-set numbers).
 
@@ -137,7 +137,7 @@ def collect_frames(subset_dir: Path, subset: str, require_labels: bool) -> list[
 
 
 def paper_split(frames: list[AcdcFrame]) -> list[dict[str, list[str]]]:
-    """nnU-Net splits with fold 0 = even patient ids train, odd ids validate (paper 002)."""
+    """nnU-Net splits with fold 0 = even patient ids train, odd ids validate (Valverde & Tohka 2022)."""
     train = sorted(f.case_id for f in frames if f.patient_id % 2 == 0)
     val = sorted(f.case_id for f in frames if f.patient_id % 2 == 1)
     return [{"train": train, "val": val}]
@@ -297,7 +297,8 @@ def _write_json(path: Path, content) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Convert the ACDC download into an nnU-Net v2 raw dataset with paper 002's even/odd split.",
+        description=("Convert the ACDC download into an nnU-Net v2 raw dataset with the even/odd split of "
+                     "Valverde & Tohka 2022."),
     )
     parser.add_argument("acdc_root", type=Path, metavar="ACDC_ROOT",
                         help="folder holding ACDC's 'training' and (optionally) 'testing' folders")

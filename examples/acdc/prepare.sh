@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Prepare ACDC for the paper 002 experiments: convert, plan on the training cases, preprocess, install the split,
+# Prepare ACDC for the Valverde & Tohka 2022 experiments: convert, plan on the training cases, preprocess, install the split,
 # precompute the maps.
 # Usage: ACDC_ROOT=/data/ACDC/database nnUNet_raw=... nnUNet_preprocessed=... bash examples/acdc/prepare.sh
 # FULL_TRAINING_SET=1 converts with all 100 training patients in fold 0 (Table 5; use another DATASET_ID).
-# TABLE5_PLANS=1 writes paper 002's Table 5 plans ($PLANS, by table5_plans.py) from the default plans.
+# TABLE5_PLANS=1 writes Valverde & Tohka's (2022) Table 5 plans ($PLANS, by table5_plans.py) from the default plans.
 # PREPARE_ONLY=1 stops after preprocessing (no map precomputation).
 set -euo pipefail
 # shellcheck source=config.sh

@@ -1,4 +1,4 @@
-"""Empirical CDF of per-model validation Dice over many training runs (paper 002, eq. 8, Fig. 5 and 6c).
+"""Empirical CDF of per-model validation Dice over many training runs (Valverde & Tohka 2022, eq. 8, Fig. 5 and 6c).
 
 Each run is one ``evaluation.json`` written by ``nnunet-lossplug evaluate``; its score is the mean over
 classes of the mean Dice over the validation cases (``summary.mean_over_classes.dice``, recomputed from the
@@ -68,7 +68,7 @@ def plot_cdfs(groups: dict[str, list[float]], out: Path, threshold: float) -> Pa
     ax.set_ylim(0.0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", frameon=False)
-    ax.set_title("Empirical CDF of model Dice (paper 002, eq. 8)")
+    ax.set_title("Empirical CDF of model Dice (Valverde & Tohka 2022, eq. 8)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)

@@ -35,7 +35,7 @@ echo "Table 5 settings: in-plane spacing ${IN_PLANE_SPACING} mm (CHECK), patch $
   "dataset ${DATASET_ID}"
 bash "$HERE/prepare.sh"
 if [[ "${PREPARE_ONLY:-0}" == 1 ]]; then
-  echo "PREPARE_ONLY=1: check the plans before training (paper 002 Sec. 4.2; README.md, Table 5):"
+  echo "PREPARE_ONLY=1: check the plans before training (Valverde & Tohka 2022 Sec. 4.2; README.md, Table 5):"
   "$PYTHON" "$HERE/table5_plans.py" --show "$PRE_DIR/$PLANS.json"
   exit 0
 fi

@@ -1,4 +1,4 @@
-"""Write the nnU-Net plans of paper 002's Table 5 network (Sec. 4.2) from the default plans, by code.
+"""Write the nnU-Net plans of Valverde & Tohka's (2022) Table 5 network (Sec. 4.2) from the default plans, by code.
 
 Paper 002 trained its challenge model "following Isensee et al. 2017" (its ref. [36]): images resampled to a
 common in-plane resolution, batches of 10 slices, 48 initial filters doubling per stage (capped like nnU-Net v1's
@@ -131,7 +131,8 @@ def summary(plans: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = Table5Settings()
-    parser = argparse.ArgumentParser(description="Write paper 002's Table 5 plans from nnU-Net's default plans.")
+    parser = argparse.ArgumentParser(
+        description="Write Valverde & Tohka's (2022) Table 5 plans from nnU-Net's default plans.")
     parser.add_argument("-d", "--dataset", help="dataset folder name (DatasetNNN_ACDC)")
     parser.add_argument("--show", type=Path, default=None, metavar="PLANS_JSON",
                         help="only print the checked values of a plans file written earlier")

@@ -56,7 +56,7 @@ def per_phase_means(result: dict, phases: dict[str, dict]) -> dict[tuple[str, st
 
 
 def format_table5(means: dict[tuple[str, str, str], float], n_patients: int, name: str = "ours") -> str:
-    """Markdown table in paper 002's Table 5 layout: the paper's RRW row and ours."""
+    """Markdown table in Valverde & Tohka's (2022) Table 5 layout: the paper's RRW row and ours."""
     names = dict(STRUCTURES)
     decimals = {metric: d for metric, _, d in METRICS}
     titles = {metric: title for metric, title, _ in METRICS}
@@ -68,7 +68,7 @@ def format_table5(means: dict[tuple[str, str, str], float], n_patients: int, nam
     ours = [cell(means[col], col[1]) for col in table5_columns()]
     paper = [cell(v, col[1]) for v, col in zip(PAPER_ROW, table5_columns(), strict=True)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-             "| RRW (paper 002, challenge platform) | " + " | ".join(paper) + " |",
+             "| RRW (Valverde & Tohka 2022, challenge platform) | " + " | ".join(paper) + " |",
              f"| {name} (local, {n_patients} patients) | " + " | ".join(ours) + " |"]
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""Validation Dice per epoch averaged over runs, from nnU-Net checkpoints (paper 002, Fig. 6a/b).
+"""Validation Dice per epoch averaged over runs, from nnU-Net checkpoints (Valverde & Tohka 2022, Fig. 6a/b).
 
 nnU-Net v2 stores its training log in every checkpoint (``checkpoint['logging']``): per epoch the
 ``mean_fg_dice`` — a pseudo-Dice over the foreground classes on 50 validation *patches* — and

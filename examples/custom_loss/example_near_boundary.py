@@ -1,8 +1,8 @@
 """Example 1: your own RW map function, registered and trained with the plugin's RW loss.
 
 Paper 002's rectified map (RRW, eq. 4) gives each voxel of class t the value ``-d/max d``: the deepest
-voxels get the strongest push. Caliva et al. (ref. [24] of paper 002, "Distance map loss penalty term")
-put more weight near the boundary instead, and paper 002 Sec. 6 names that as a use of RW maps ("assigning
+voxels get the strongest push. Caliva et al. (ref. [24] of Valverde & Tohka 2022, "Distance map loss penalty term")
+put more weight near the boundary instead, and Valverde & Tohka 2022 Sec. 6 names that as a use of RW maps ("assigning
 higher importance to the segmentation boundaries ... vascular trees"). This file declares such a map,
 registers it and trains with it; everything else (precompute hook, cache, deep supervision, checkpoints,
 prediction) is the plugin's. The non-true-class values stay 1, so the map is rectified (Sec. 3.4).
@@ -54,7 +54,8 @@ register_map_kind("near_boundary", near_boundary_map, deepest=0.1)
 
 
 class nnUNetTrainerNearBoundaryRW(LossPlugTrainer):
-    """RW loss (paper 002 eq. 1) on the near-boundary map; optimiser settings of paper 002 (Adam, 1e-4)."""
+    """RW loss (Valverde & Tohka 2022 eq. 1) on the near-boundary map; optimiser settings of Valverde & Tohka 2022
+    (Adam, 1e-4)."""
 
     loss_spec = LossSpec(RegionWiseLoss)
     rw_map = "near_boundary"

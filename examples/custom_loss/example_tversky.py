@@ -6,8 +6,8 @@ deep-supervision output (the target downsampled to that output). A loss that als
 ``inputs = ("target", "rw_map")`` and takes ``forward(logits, target, rw_map)``.
 
 Here the Tversky loss (Salehi et al., MLMI 2017) with α = 0.3 on false positives and β = 0.7 on false
-negatives is summed with the plugin's cross-entropy (``LossMixture``, paper 002 Sec. 4.4 "equal") and
-weighted over the decoder resolutions with paper 000's best WMLA weights (1, 0.1, 0.01) (Table I).
+negatives is summed with the plugin's cross-entropy (``LossMixture``, Valverde & Tohka 2022 Sec. 4.4 "equal") and
+weighted over the decoder resolutions with Nguyen et al.'s (2019) best WMLA weights (1, 0.1, 0.01) (Table I).
 
 Use: list this folder in nnUNet_extTrainer, then::
 

@@ -10,7 +10,8 @@ Public API:
   :func:`gradient_sign_counts`, :func:`unstable_share`, :func:`simplex_grid`, :func:`rw_logit_gradient`
   reproduce Fig. 2 for a single voxel.
 - :func:`region_maps`, :func:`region_rrw_own_values`, :func:`compute_with_ignore` -- maps per region
-  (nnU-Net's region-based datasets) and with ignored voxels counted as outside every class (SPEC §4).
+  (nnU-Net's region-based datasets) and with ignored voxels counted as outside every class
+  (docs/conventions.md#regions).
 - :class:`MapKind`, :func:`register_map_kind`, :func:`get_map_kind`, :func:`available_map_kinds`,
   :func:`unregister_map_kind` -- registry of built-in and user map functions with cache identities; the
   built-ins are registered in :mod:`.builtins`, each with an encoding of :mod:`.encodings` (``ComputedValues``,

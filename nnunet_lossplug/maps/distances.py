@@ -1,6 +1,7 @@
 """Exact Euclidean distances from a label map, with physical voxel spacing (pure numpy + ``edt``).
 
-Convention (SPEC §1): ``d_k(i)`` is the exact Euclidean distance from voxel ``i`` to the nearest voxel
+Convention (docs/conventions.md#region-wise-loss): ``d_k(i)`` is the exact Euclidean distance from voxel ``i`` to the
+nearest voxel
 on the other side of the boundary of class ``k``, measured between voxel centres with the voxel spacing:
 
 - inside class ``k`` (``i ∈ Ω_k``): distance to the nearest voxel NOT in class ``k``;
@@ -78,7 +79,8 @@ def signed_distance_stack(
     """Per-class distance maps ``(K, *spatial)`` float32: ``inside_sign * d_k`` inside, ``+d_k`` outside.
 
     ``inside_sign = -1`` gives the signed (RW-Boundary) map, ``+1`` the unsigned distance to the boundary.
-    Absent classes and a class that fills the array get 0 everywhere (no boundary, no signal; SPEC §1
+    Absent classes and a class that fills the array get 0 everywhere (no boundary, no signal;
+    docs/conventions.md#region-wise-loss
     edge cases). Each channel depends only on its own class mask, never on the other channels.
     Expects validated ``labels`` and ``spacing``.
     """
@@ -103,15 +105,16 @@ def distance_to_boundary(
 ) -> np.ndarray:
     """Unsigned distance to the boundary of each class, float32 ``(num_classes, *spatial)``.
 
-    ``D_k(i) = d_k(i)`` with the convention of the signed RW-Boundary map (paper 002 eq. 3, SPEC §1):
+    ``D_k(i) = d_k(i)`` with the convention of the signed RW-Boundary map (Valverde & Tohka 2022 eq. 3,
+    docs/conventions.md#region-wise-loss):
 
     - inside class ``k``: Euclidean distance to the nearest voxel NOT in class ``k``
       (a voxel touching the boundary has distance = its spacing, never 0);
     - outside class ``k``: Euclidean distance to the nearest voxel IN class ``k``;
 
     so ``D_k = |RW-Boundary_k|``. It is the ``D`` of the one-sided Hausdorff-distance loss of Karimi et al.
-    (``L_HD = mean((s - y)^2 D^α)``, paper 002 Prop. 3). A class absent from the image and a class that
-    fills the whole image have no boundary and get 0 everywhere (SPEC §1 edge cases).
+    (``L_HD = mean((s - y)^2 D^α)``, Valverde & Tohka 2022 Prop. 3). A class absent from the image and a class that
+    fills the whole image have no boundary and get 0 everywhere (docs/conventions.md#region-wise-loss edge cases).
 
     Args:
         labels: integer class indices, shape ``(*spatial)``, 2D or 3D, values in ``[0, num_classes)``.

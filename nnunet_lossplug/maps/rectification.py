@@ -1,6 +1,6 @@
-"""Checks of the rectification principle of paper 002 (Sec. 3.3-3.4, Fig. 2-3) on RW maps (numpy only).
+"""Checks of the rectification principle of Valverde & Tohka 2022 (Sec. 3.3-3.4, Fig. 2-3) on RW maps (numpy only).
 
-The RW loss ``L = Σ_k s_k z_k`` (per voxel, ``s = softmax(x)``) has the logit gradient (paper 002 eq. 2)
+The RW loss ``L = Σ_k s_k z_k`` (per voxel, ``s = softmax(x)``) has the logit gradient (Valverde & Tohka 2022 eq. 2)
 
     ``dL/dx_k = s_k (z_k - z̄)``,   ``z̄ = Σ_j s_j z_j``  (the softmax-weighted mean of the map values).
 
@@ -39,7 +39,7 @@ def max_negative_components(
 ) -> np.ndarray:
     """Largest number of negative logit-gradient components any softmax vector can produce, per voxel.
 
-    Exact criterion (derived from paper 002 eq. 2): with ``M = max_k z_k`` at the voxel,
+    Exact criterion (derived from Valverde & Tohka 2022 eq. 2): with ``M = max_k z_k`` at the voxel,
 
     - a component with ``z_k = M`` is never negative, because ``z̄`` is a convex combination of the
       ``z_j`` and so ``z̄ <= M``;
@@ -60,7 +60,7 @@ def max_negative_components(
 
 @dataclass(frozen=True)
 class RectificationReport:
-    """How far an RW map is from rectified (paper 002 Sec. 3.3-3.4), see :func:`rectification_report`.
+    """How far an RW map is from rectified (Valverde & Tohka 2022 Sec. 3.3-3.4), see :func:`rectification_report`.
 
     Attributes:
         fraction_unstable: share of voxels at which some softmax vector gives more than one negative logit
@@ -120,7 +120,7 @@ def rectification_report(
 ) -> RectificationReport:
     """Fraction of voxels whose RW-loss gradient CAN have more than one negative component.
 
-    For the logit gradient ``dL/dx_k = s_k (z_k - Σ_j s_j z_j)`` (paper 002 eq. 2), component ``k`` is
+    For the logit gradient ``dL/dx_k = s_k (z_k - Σ_j s_j z_j)`` (Valverde & Tohka 2022 eq. 2), component ``k`` is
     negative iff ``z_k`` lies below the softmax-weighted mean of the voxel's map values. Concentrating the
     softmax on the largest value makes every strictly smaller component negative, and a component equal
     to the maximum is never negative; so a voxel is unstable for some softmax vector iff at least two
@@ -130,7 +130,7 @@ def rectification_report(
 
     Expected values (tests): 0 for RRW (with or without per-true-class ``class_values``), AC and Cao maps
     (all non-true components equal and above the true one); > 0 for RW-Boundary with >= 3 classes
-    (paper 002 Fig. 3); 0 for ANY map with 2 classes (at most one component can be below the maximum).
+    (Valverde & Tohka 2022 Fig. 3); 0 for ANY map with 2 classes (at most one component can be below the maximum).
 
     Args:
         rw_map: ``(K, *spatial)`` with ``labels`` ``(*spatial)``, or a batch ``(B, K, *spatial)`` with
@@ -175,7 +175,7 @@ def simplex_grid(num_classes: int, steps: int, interior: bool = True) -> np.ndar
 
     Returns float64 ``(P, num_classes)``. ``interior=True`` keeps only points with every ``n_k >= 1``
     (softmax outputs are strictly positive), ``P = C(steps - 1, K - 1)``; otherwise
-    ``P = C(steps + K - 1, K - 1)``. Used to sweep "all possible softmax vectors" as in paper 002
+    ``P = C(steps + K - 1, K - 1)``. Used to sweep "all possible softmax vectors" as in Valverde & Tohka 2022
     Fig. 2; the share of lattice points in a region converges to its area share as ``steps`` grows.
     """
     if num_classes < 1 or steps < 1:
@@ -201,7 +201,7 @@ def simplex_grid(num_classes: int, steps: int, interior: bool = True) -> np.ndar
 
 
 def rw_logit_gradient(z: np.ndarray, softmax: np.ndarray) -> np.ndarray:
-    """Logit gradient of the per-voxel RW loss, paper 002 eq. 2: ``g_k = s_k (z_k - Σ_j s_j z_j)``.
+    """Logit gradient of the per-voxel RW loss, Valverde & Tohka 2022 eq. 2: ``g_k = s_k (z_k - Σ_j s_j z_j)``.
 
     ``z``: map values of one voxel ``(K,)``; ``softmax``: one or many softmax vectors ``(..., K)``.
     Returns ``(..., K)`` in float64.
@@ -226,7 +226,7 @@ def _check_voxel_inputs(z: np.ndarray, softmax: np.ndarray) -> tuple[np.ndarray,
 
 
 def gradient_sign_counts(z: np.ndarray, softmax_grid: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Number of negative RW-loss gradient components for each softmax vector (paper 002 Fig. 2).
+    """Number of negative RW-loss gradient components for each softmax vector (Valverde & Tohka 2022 Fig. 2).
 
     For one voxel's map values ``z`` ``(K,)`` and softmax vectors ``softmax_grid`` ``(P, K)`` (e.g.
     :func:`simplex_grid`), returns ``(P,)`` integers: how many ``g_k = s_k (z_k - z̄)`` are negative.
@@ -242,7 +242,7 @@ def gradient_sign_counts(z: np.ndarray, softmax_grid: np.ndarray, tol: float = 1
 
 
 def unstable_share(z: np.ndarray, softmax_grid: np.ndarray, tol: float = 1e-9) -> float:
-    """Share of the softmax vectors with more than one negative gradient component (paper 002 Fig. 2).
+    """Share of the softmax vectors with more than one negative gradient component (Valverde & Tohka 2022 Fig. 2).
 
     For a 3-class voxel of true class 3 with RW-Boundary values ``z = (a, b, c)``, ``c < a < b``, the
     exact share over the simplex is ``(b - a) / (b - c)``; for RRW values it is 0.

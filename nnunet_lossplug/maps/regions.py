@@ -1,4 +1,4 @@
-"""RW maps for nnU-Net's region-based datasets and for ignore labels (SPEC §4), in numpy.
+"""RW maps for nnU-Net's region-based datasets and for ignore labels (docs/conventions.md#regions), in numpy.
 
 **Regions.** Region ``r`` is a set of labels; its target is ``y_r = [label ∈ region r]``. Each region is a
 two-class problem {outside = 0, inside = 1}, so its map is any map kind of :mod:`nnunet_lossplug.maps`
@@ -85,7 +85,8 @@ def region_maps(
     """Each region's two-class map ``(R, 2, *spatial)``, float32: channel 0 ``z^out``, channel 1 ``z^in``.
 
     ``kind`` is any map kind (``"rrw"``, ``"boundary"``, ``"ac"``, ``"cao"``, ``"distance"``, a user's kind),
-    computed for ``K = 2`` on ``y_r`` with ignored voxels as outside both sides (SPEC §4). This is the dense
+    computed for ``K = 2`` on ``y_r`` with ignored voxels as outside both sides (docs/conventions.md#ignore-labels).
+    This is the dense
     ``rw_map`` of the losses' region mode (``RegionWiseLoss(regions=True)``).
     """
     maps = [

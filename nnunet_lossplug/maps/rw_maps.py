@@ -1,10 +1,11 @@
-"""Region-wise (RW) maps of paper 002 (Valverde & Tohka, Pattern Recognition 2022): label map -> ``z``.
+"""Region-wise (RW) maps of Valverde & Tohka 2022 (Pattern Recognition 2022): label map -> ``z``.
 
 The RW loss is ``L = mean(softmax(x) * z)`` with a map ``z`` of shape ``(K, *spatial)`` that depends only
-on the ground truth. This module computes the maps of SPEC §1 for one image (2D or 3D) in numpy:
+on the ground truth. This module computes the maps of docs/conventions.md#region-wise-loss for one image (2D or 3D)
+in numpy:
 
 ===============  ====================================================  ==========================
-kind             ``z_k(i)``                                            paper 002
+kind             ``z_k(i)``                                            Valverde & Tohka 2022
 ===============  ====================================================  ==========================
 ``"rrw"``        ``-d_k(i) / max_{j∈Ω_k} d_k(j)`` in ``Ω_k``, else 1   eq. 4 (the proposal)
 ``"boundary"``   ``-d_k(i)`` in ``Ω_k``, ``+d_k(i)`` outside           eq. 3 (= Boundary loss)
@@ -52,18 +53,20 @@ def rrw_map(
     spacing: Sequence[float] | None = None,
     class_values: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Rectified Region-wise (RRW) map, paper 002 eq. 4 (SPEC §1), float32 ``(K, *spatial)``.
+    """Rectified Region-wise (RRW) map, Valverde & Tohka 2022 eq. 4 (docs/conventions.md#region-wise-loss), float32
+    ``(K, *spatial)``.
 
     ``z_k(i) = -d_k(i) / max_{j ∈ Ω_k} d_k(j)`` for ``i ∈ Ω_k`` (values in ``[-1, 0)``, ``-1`` reached at
     the deepest voxel of each present class) and ``z_k(i) = 1`` for ``i ∉ Ω_k``, where ``d_k(i)`` is the
     Euclidean distance (with ``spacing``) from ``i`` to the nearest voxel not in class ``k``.
 
-    Edge cases (SPEC §1): a class absent from the image gives ``z_k ≡ 1``. A class that fills the whole
+    Edge cases (docs/conventions.md#region-wise-loss): a class absent from the image gives ``z_k ≡ 1``. A class that
+    fills the whole
     array has no boundary; its values are the limit of ``-d/max d`` for constant depth, ``z_k ≡ -1``
     (the reference code instead returns scipy's ramp from a phantom border, see
     :func:`rrw_reference_map`).
 
-    Class emphasis (paper 002 Sec. 3.3, ``class_values = (c_0, ..., c_{K-1})``, all ``> 0``): at a voxel
+    Class emphasis (Valverde & Tohka 2022 Sec. 3.3, ``class_values = (c_0, ..., c_{K-1})``, all ``> 0``): at a voxel
     whose TRUE class is ``t``, every other channel gets ``c_t`` instead of 1::
 
         z_k(i) = c_{t(i)}   for k ≠ t(i).
@@ -141,7 +144,7 @@ def rrw_reference_map(
     This equals :func:`rrw_map` except for a class that fills the whole array: scipy then finds no
     background and measures the distance to a phantom voxel at index ``(-1, 0, ..., 0)``, i.e.
     ``d(i) = |(i_0 + 1, i_1, ..., i_n) * spacing|``, a ramp from one corner (normalised to ``[-1, 0)``),
-    instead of SPEC §1's ``-1`` everywhere. That is an artefact,
+    instead of the convention's (docs/conventions.md#region-wise-loss) ``-1`` everywhere. That is an artefact,
     reproduced only for exact-reproduction runs (e.g. 2D training on slices that are all background).
     Also slower (one scipy pass per class) and float32 rounding may differ from :func:`rrw_map` in the
     last bit. The reference uses unit spacing; a given ``spacing`` is passed as scipy's ``sampling``.
@@ -161,20 +164,21 @@ def boundary_map(
     num_classes: int,
     spacing: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """RW-Boundary map (signed distance), paper 002 eq. 3 = Boundary loss of Kervadec et al.
+    """RW-Boundary map (signed distance), Valverde & Tohka 2022 eq. 3 = Boundary loss of Kervadec et al.
 
     ``z_k(i) = -d_k(i)`` for ``i ∈ Ω_k`` (distance to the nearest voxel outside class ``k``) and
     ``z_k(i) = +d_k(i)`` for ``i ∉ Ω_k`` (distance to the nearest voxel of class ``k``), Euclidean with
     ``spacing``. Float32 ``(K, *spatial)``.
 
-    Edge cases (SPEC §1): an absent class and a class filling the whole array give 0 everywhere, and each
+    Edge cases (docs/conventions.md#region-wise-loss): an absent class and a class filling the whole array give 0
+    everywhere, and each
     channel depends only on its own class. The reference code (``BoundaryLoss`` in jmlipman/RegionWiseLoss)
     skips the distance computation for an absent class but still writes the map from variables left
     over from the previous loop iteration, so an absent class silently receives a copy of the preceding
     class's map (and a NameError if the very first class is absent); it also returns scipy's corner
     ramp for a class that fills the array. Neither is reproduced here.
 
-    With three or more classes this map is NOT rectified (paper 002 Sec. 3.4): the non-true components of
+    With three or more classes this map is NOT rectified (Valverde & Tohka 2022 Sec. 3.4): the non-true components of
     a voxel differ, and the gradient can have several negative components.
     """
     lab = validate_labels(labels, num_classes)
@@ -196,7 +200,7 @@ def ac_map(
     num_classes: int,
     spacing: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Active Contour map ``z = 1 - y`` (paper 002 Prop. 1; AC loss without its length term).
+    """Active Contour map ``z = 1 - y`` (Valverde & Tohka 2022 Prop. 1; AC loss without its length term).
 
     ``y`` is the one-hot ground truth: 0 on the true class, 1 elsewhere. ``spacing`` is validated but
     unused (the map has no distances); it is accepted so all map functions share one signature.
@@ -211,7 +215,7 @@ def cao_map(
     num_classes: int,
     spacing: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Map of Cao et al. [25], ``z = 1 - 2y`` (paper 002 Prop. 4): -1 on the true class, +1 elsewhere.
+    """Map of Cao et al. [25], ``z = 1 - 2y`` (Valverde & Tohka 2022 Prop. 4): -1 on the true class, +1 elsewhere.
 
     AC (:func:`ac_map`) is its 0-1 normalisation. ``spacing`` is validated but unused.
     """

@@ -1,8 +1,8 @@
-"""Pure-torch architectures of papers 000 and 003, pluggable into an unchanged nnU-Net v2.
+"""Pure-torch architectures of Nguyen et al. 2019 and Liu & Fu 2018, pluggable into an unchanged nnU-Net v2.
 
-- :class:`UnifiedUNet` (paper 000): residual U-Net whose three highest-resolution segmentation maps are
+- :class:`UnifiedUNet` (Nguyen et al. 2019): residual U-Net whose three highest-resolution segmentation maps are
   upsampled and summed; the per-level maps are the WMLA outputs.
-- :class:`RDDNet` (paper 003): residual encoder-decoder with additive long skips and a dense dilated
+- :class:`RDDNet` (Liu & Fu 2018): residual encoder-decoder with additive long skips and a dense dilated
   convolution bottleneck (:class:`DenseDilatedBlock`).
 - :func:`build_unified_unet`, :func:`build_rdd_net`: builders with nnU-Net's network-hook signature.
 - :func:`deep_supervision_scales`: the scales of the deep-supervision outputs, for the trainer.

@@ -112,7 +112,7 @@ class PreActivationResidualBlock(nn.Module):
     ``y = x + conv2(act(norm2(conv1(act(norm1(x))))))`` with two ``kernel_size`` convolutions that keep
     the number of channels and the spatial size. The identity path is a plain addition, so the block
     can represent the identity map (zero ``conv2`` weights give ``y = x``). Used by the unified U-Net
-    (paper 000, Sec. IV-A: "residual connections [10]"; pre-activation blocks as in its ref. [5]), where
+    (Nguyen et al. 2019, Sec. IV-A: "residual connections [10]"; pre-activation blocks as in its ref. [5]), where
     every block output is normalised before it is used, so neither convolution has a bias (see the
     module's bias convention).
     """
@@ -137,7 +137,7 @@ class ResidualBlock(nn.Module):
     CVPR 2019, with max instead of average pooling). With ``s = 1`` and equal channels it is the identity.
 
     This is how the RDD network's encoder combines "convolution layers with more than one stride" and
-    "pooling layers [that] do down-sampling" inside residual blocks (paper 003, Sec. 1.2).
+    "pooling layers [that] do down-sampling" inside residual blocks (Liu & Fu 2018, Sec. 1.2).
     """
 
     def __init__(

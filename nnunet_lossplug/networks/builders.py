@@ -14,7 +14,7 @@ num_output_channels, enable_deep_supervision)``; a trainer forwards
 they do it themselves). ``architecture_class_name`` (the plan's ``PlainConvUNet``/``ResidualEncoderUNet``)
 is accepted for signature compatibility and ignored: the builder decides the class.
 
-Plan fields (``arch_kwargs``) used / overridden, unified U-Net (paper 000) | RDD network (paper 003):
+Plan fields (``arch_kwargs``) used / overridden, unified U-Net (Nguyen et al. 2019) | RDD network (Liu & Fu 2018):
 
 - ``conv_op``: used, 2D or 3D | used.
 - ``n_stages``: ``L = min(4, n_stages)`` levels (paper: 4) | used, ``L = n_stages``.
@@ -94,7 +94,7 @@ def build_unified_unet(
     base_features: int = PAPER_BASE_FEATURES,
     n_segmentation_levels: int = PAPER_SEGMENTATION_LEVELS,
 ) -> UnifiedUNet:
-    """Unified U-Net of paper 000 (Sec. III-A, IV-A) from an nnU-Net configuration, He-initialised.
+    """Unified U-Net of Nguyen et al. 2019 (Sec. III-A, IV-A) from an nnU-Net configuration, He-initialised.
 
     Levels ``L = min(4, n_stages)`` (``n_levels`` overrides), the plan's first ``L`` kernel sizes and
     strides, ``base_features * 2**l`` feature maps (paper: 16), heads at the ``n_segmentation_levels``
@@ -137,7 +137,7 @@ def build_rdd_net(
     dilation_rates: Iterable[int] = DEFAULT_DILATION_RATES,
     growth_channels: int | None = None,
 ) -> RDDNet:
-    """RDD network of paper 003 (Sec. 1.2) from an nnU-Net configuration, He-initialised.
+    """RDD network of Liu & Fu 2018 (Sec. 1.2) from an nnU-Net configuration, He-initialised.
 
     Uses the plan's stages, widths, kernels, strides, normalisation and non-linearity (and
     ``n_blocks_per_stage`` where the plan has it); bottleneck rates ``dilation_rates`` (default (1, 2, 3),

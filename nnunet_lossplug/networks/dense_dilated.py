@@ -1,4 +1,4 @@
-"""Dense dilated convolution block: the bottleneck of the RDD network (paper 003, Sec. 1.2).
+"""Dense dilated convolution block: the bottleneck of the RDD network (Liu & Fu 2018, Sec. 1.2).
 
 Paper 003 replaces ASPP's parallel dilated branches (Chen et al., DeepLab v3) by a densely connected
 stack (DenseASPP, Yang et al., CVPR 2018): every layer receives the concatenation of the block input and
@@ -35,14 +35,14 @@ def _check_rates(dilation_rates: Sequence[int]) -> tuple[int, ...]:
     if not rates or any(r < 1 for r in rates) or any(b <= a for a, b in zip(rates, rates[1:], strict=False)):
         raise ValueError(
             f"dilation_rates must be a non-empty, strictly increasing sequence of positive ints "
-            f"(paper 003: dilated convolutions at increasing rates); received {tuple(dilation_rates)}. "
+            f"(Liu & Fu 2018: dilated convolutions at increasing rates); received {tuple(dilation_rates)}. "
             f"Default: {DEFAULT_DILATION_RATES}."
         )
     return rates
 
 
 class DenseDilatedBlock(nn.Module):
-    """Densely connected dilated convolutions plus an image-level feature (paper 003, Sec. 1.2; DenseASPP).
+    """Densely connected dilated convolutions plus an image-level feature (Liu & Fu 2018, Sec. 1.2; DenseASPP).
 
     With input ``x`` (``C`` channels), rates ``r_1 < ... < r_n`` and growth ``g``:
 

@@ -1,4 +1,4 @@
-"""The RDD network of paper 003 (Liu & Fu, Sec. 1.2): residual encoder-decoder, dense dilated bottleneck.
+"""The RDD network of Liu & Fu 2018 (Sec. 1.2): residual encoder-decoder, dense dilated bottleneck.
 
 Paper 003 describes: an encoder of residual blocks that extracts features with strided convolutions
 and downsamples with pooling; a decoder of transposed convolutions ("deconvolution layers") and
@@ -67,7 +67,7 @@ class RDDDecoder(nn.Module):
 
     Stage ``s`` (``s = L-2, ..., 0``): ``d_s = ResBlocks(ConvT(d_{s+1}) + e_s)`` where ``ConvT`` has
     kernel = stride = ``strides[s+1]`` (``features[s+1] -> features[s]``), ``e_s`` is the encoder output of
-    stage ``s`` (a long residual connection, paper 003: "long residual connections element-wisely"
+    stage ``s`` (a long residual connection, Liu & Fu 2018: "long residual connections element-wisely"
     instead of U-Net's concatenation) and ``d_{L-1}`` is the dense dilated block's output. Head
     ``S_s = W_s d_s + b_s`` (1x1 convolution, logits at stage ``s``'s resolution).
 
@@ -118,7 +118,7 @@ class RDDDecoder(nn.Module):
 
 
 class RDDNet(nn.Module):
-    """RDD segmentation network of paper 003 (Sec. 1.2), 2D or 3D, nnU-Net compatible.
+    """RDD segmentation network of Liu & Fu 2018 (Sec. 1.2), 2D or 3D, nnU-Net compatible.
 
     ``RDDEncoder`` -> :class:`~nnunet_lossplug.networks.dense_dilated.DenseDilatedBlock` on the
     bottleneck -> ``RDDDecoder`` (see those classes for the formulas). With ``L = len(strides)`` stages,

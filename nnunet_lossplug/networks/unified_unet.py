@@ -1,11 +1,11 @@
-"""The unified U-Net of paper 000 (Nguyen et al., Sec. III-A and IV-A; after Kayalibay et al. 2017).
+"""The unified U-Net of Nguyen et al. 2019 (Sec. III-A and IV-A; after Kayalibay et al. 2017).
 
 Paper 000 adopts the U-Nets of its refs. [3] (Kayalibay et al., "CNN-based segmentation of medical imaging
 data", arXiv:1701.03056) and [5] (Isensee et al., BraTS 2017, arXiv:1802.10508): 4 resolution levels,
 16 feature maps at the first level doubling per level, instance normalisation, leaky ReLU, residual
 connections, transposed convolutions for upsampling, and segmentation maps at the three
 highest-resolution decoder levels that are upsampled and summed element-wise into the final output.
-The per-level maps are the outputs of WMLA (paper 000, Sec. III-D, eq. 6; SPEC Sec. 3).
+The per-level maps are the outputs of WMLA (Nguyen et al. 2019, Sec. III-D, eq. 6; docs/conventions.md#wmla).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from nnunet_lossplug.networks.blocks import LayerOps, PreActivationResidualBlock
 from nnunet_lossplug.networks.geometry import check_first_stride_is_one, check_input, cumulative_scales
 
 PAPER_LEVELS = 4
-"""Resolution levels of the paper's network (paper 000, Sec. IV-A)."""
+"""Resolution levels of the paper's network (Nguyen et al. 2019, Sec. IV-A)."""
 PAPER_BASE_FEATURES = 16
-"""Feature maps at the first level, doubled per level (paper 000, Sec. IV-A)."""
+"""Feature maps at the first level, doubled per level (Nguyen et al. 2019, Sec. IV-A)."""
 PAPER_SEGMENTATION_LEVELS = 3
-"""Decoder levels with a segmentation map (paper 000, Sec. III-A: "multi-level segmentation maps from
+"""Decoder levels with a segmentation map (Nguyen et al. 2019, Sec. III-A: "multi-level segmentation maps from
 the first three levels")."""
 
 
@@ -34,7 +34,7 @@ class UnifiedUNetEncoder(nn.Module):
 
     ``entry_0`` is a ``kernel_sizes[0]`` convolution (input channels -> ``features[0]``);
     ``entry_l`` (``l >= 1``) a ``kernel_sizes[l]`` convolution with stride ``strides[l]``
-    (``features[l-1] -> features[l]``), the strided-convolution down-sampler of paper 000, Sec. III-A.
+    (``features[l-1] -> features[l]``), the strided-convolution down-sampler of Nguyen et al. 2019, Sec. III-A.
     ``forward`` returns the output of every level (the last one is the bottleneck).
     """
 
@@ -69,20 +69,20 @@ class UnifiedUNetDecoder(nn.Module):
 
     Decoder level ``l`` (``l = L-2, ..., 0``): ``u = ConvT(d_{l+1})`` (kernel = stride = ``strides[l+1]``,
     ``features[l+1] -> features[l]``), ``d_l = act(norm(ResBlocks(conv_k(cat[u, e_l]))))`` where ``e_l``
-    is the encoder output of level ``l`` (concatenated, as in U-Net and in paper 000's ref. [5], Isensee et
+    is the encoder output of level ``l`` (concatenated, as in U-Net and in Nguyen et al.'s (2019) ref. [5], Isensee et
     al. 2017, on which its network is also based) and ``d_{L-1}`` the bottleneck. Level ``h < H``
     (``H = min(n_segmentation_levels, L - 1)``) has a 1x1 segmentation head ``S_h = W_h d_h + b_h``
     (logits at that level's resolution).
 
     Final output ("element-wise summation of multiple segmentation maps from different resolutions",
-    paper 000, Sec. II on its refs. [3], [5]; Sec. III-A): ``F_{H-1} = S_{H-1}``,
+    Nguyen et al. 2019, Sec. II on its refs. [3], [5]; Sec. III-A): ``F_{H-1} = S_{H-1}``,
     ``F_h = S_h + up(F_{h+1})`` with ``up`` nearest-neighbour upsampling by ``strides[h+1]`` (each coarse
     logit is repeated over the voxels it covers; the paper does not name the upsampling), i.e. for
     ``H = 3``: ``F_0 = S_0 + up(S_1) + up(up(S_2))``.
 
     ``deep_supervision`` (the attribute nnU-Net's ``set_deep_supervision_enabled`` sets): if true,
     ``forward`` returns ``[F_0, S_1, ..., S_{H-1}]`` (high -> low resolution; the summed final map, then
-    the raw per-level maps, which WMLA weighs; SPEC Sec. 3); else the tensor ``F_0``.
+    the raw per-level maps, which WMLA weighs; docs/conventions.md#wmla); else the tensor ``F_0``.
     """
 
     def __init__(
@@ -132,7 +132,7 @@ class UnifiedUNetDecoder(nn.Module):
 
 
 class UnifiedUNet(nn.Module):
-    """Unified U-Net of paper 000 (Sec. III-A, IV-A), 2D or 3D, nnU-Net compatible.
+    """Unified U-Net of Nguyen et al. 2019 (Sec. III-A, IV-A), 2D or 3D, nnU-Net compatible.
 
     Encoder :class:`UnifiedUNetEncoder`, decoder :class:`UnifiedUNetDecoder` (see there for the exact
     formulas and outputs). With ``L = len(strides)`` levels and ``H = min(n_segmentation_levels, L - 1)``
@@ -144,8 +144,8 @@ class UnifiedUNet(nn.Module):
         input_channels, num_classes: channels in, logits out.
         conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
         kernel_sizes, strides: one entry per level (from nnU-Net's plans; ``strides[0]`` must be ones).
-        features_per_level: default ``16 * 2**l`` (paper 000, Sec. IV-A).
-        n_segmentation_levels: default 3 (the three highest-resolution decoder levels, paper 000).
+        features_per_level: default ``16 * 2**l`` (Nguyen et al. 2019, Sec. IV-A).
+        n_segmentation_levels: default 3 (the three highest-resolution decoder levels, Nguyen et al. 2019).
         n_blocks_per_level: residual blocks per level and path; default 1.
         norm_op, norm_op_kwargs, nonlin, nonlin_kwargs: default instance normalisation
             (``eps=1e-5, affine=True``) and ``LeakyReLU(1e-2)``, the paper's choices.

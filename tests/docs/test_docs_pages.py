@@ -17,13 +17,6 @@ README_MAX_LINES = 150
 PROCESS_WORDS = re.compile(r"SPEC ?§|SPEC\.md|§|\bpaper 00[0-3]\b|\bissue #?\d+", re.I)
 # Checked here: every Markdown file. To check the Python sources too, add `+ project_files("*.py")`.
 CHECKED = project_documents()
-# Lines that only change together with Python code, with the reason; each must still exist (remove it when fixed).
-PENDING = {
-    ("examples/acdc/README.md", "| RRW (paper 002) |"):
-        "matched literally by tests/scripts/test_acdc_table5.py and written by examples/acdc/table5_report.py",
-}
-
-
 @functools.cache
 def python_sources() -> tuple[str, ...]:
     return tuple(p.read_text() for p in project_files("*.py"))
@@ -40,9 +33,7 @@ def unchecked_text(path: Path, sources: tuple[str, ...]) -> str:
         for block in code_blocks(text, "python"):
             if python_excerpt(block, sources):
                 text = text.replace(block, "\n" * block.count("\n"))
-    rel = path.relative_to(REPO).as_posix()
-    return "\n".join("" if any(rel == p and key in line for p, key in PENDING) else line
-                     for line in text.split("\n"))
+    return text
 
 
 def test_readme_is_short() -> None:
@@ -65,11 +56,6 @@ def test_no_process_words(path: Path) -> None:
     text = unchecked_text(path, python_sources())
     found = [f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r}" for m in PROCESS_WORDS.finditer(text)]
     assert not found, f"{path.relative_to(REPO)}: {found} (cite papers by author and year, see docs/papers.md)"
-
-
-def test_pending_lines_still_exist() -> None:
-    for (path, key), why in PENDING.items():
-        assert key in (REPO / path).read_text(), f"{path}: {key!r} is gone ({why}): remove it from PENDING"
 
 
 def test_ci_runs_the_readme_commands() -> None:

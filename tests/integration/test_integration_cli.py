@@ -121,7 +121,8 @@ class nnUNetTrainerUnifiedUNet_Tiny(nnUNetTrainerUnifiedUNet_SADiceWMLA):
 
 @pytest.mark.integration
 def test_paper_network_trains_and_predicts_through_nnunet_cli(preprocessed_dataset, tmp_path):
-    """The unified U-Net (paper 000): 3 deep-supervision outputs, built by nnU-Net's hook for training and inference."""
+    """The unified U-Net (Nguyen et al. 2019): 3 deep-supervision outputs, built by nnU-Net's hook for training and
+    inference."""
     ext = tmp_path / "net_trainers"
     ext.mkdir()
     (ext / "tiny_unified.py").write_text(NETWORK_TRAINER)

@@ -1,4 +1,5 @@
-"""Region-based and ignore-label datasets through nnU-Net's unchanged CLI with the plugin's trainers (SPEC §4).
+"""Region-based and ignore-label datasets through nnU-Net's unchanged CLI with the plugin's trainers
+(docs/conventions.md#regions).
 
 Three tiny generated datasets (2d only, a few cases): BraTS-like nested regions, an ignore label (sparse
 annotation: unannotated bands), and both. Each: ``nnUNetv2_plan_and_preprocess``, ``nnunet-lossplug precompute``,

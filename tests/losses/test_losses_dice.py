@@ -12,7 +12,7 @@ from nnunet_lossplug.losses import DiceLoss, dice_class_weights
 torch.set_num_threads(1)
 
 # Two images, two classes, three voxels (2D: H=1, W=3). Foreground probabilities are chosen; background is
-# their complement. Image 1 has no foreground at all (the "no-target" image of paper 000 Sec. III-B).
+# their complement. Image 1 has no foreground at all (the "no-target" image of Nguyen et al. 2019 Sec. III-B).
 FG_PROBS = [[0.8, 0.4, 0.1], [0.3, 0.2, 0.6]]
 LABELS = [[1, 1, 0], [0, 0, 0]]
 
@@ -64,7 +64,7 @@ def test_smoothing_enters_numerator_and_denominator() -> None:
 
 
 def test_squared_dice_uses_sum_of_squares_in_the_denominator() -> None:
-    # paper 003: 1 - 2 s.y / (|s|^2 + |y|^2); image 0 only
+    # Liu & Fu 2018: 1 - 2 s.y / (|s|^2 + |y|^2); image 0 only
     s = [0.8, 0.4, 0.1]
     expected = 1 - 2 * (0.8 + 0.4) / (sum(v * v for v in s) + 2.0)
     loss = DiceLoss(do_bg=False, squared=True)(_logits_from_probs([s]), _label_map([[1, 1, 0]]))
@@ -170,7 +170,7 @@ def test_dice_loss_is_non_negative_and_at_most_the_weight_mean() -> None:
             assert 0.0 <= value <= 1.0
 
 
-# ---- class weights of paper 001, eq. (3)-(5) ----
+# ---- class weights of Shen et al. 2018, eq. (3)-(5) ----
 
 COUNTS = [90, 9, 1, 0]  # N = 100 voxels, L = 4 labels, the last class is empty
 

@@ -1,4 +1,5 @@
-"""LossMixture (paper 002 Sec. 4.4) and deep supervision / WMLA (paper 000 eq. 6, SPEC §3)."""
+"""LossMixture (Valverde & Tohka 2022 Sec. 4.4) and deep supervision / WMLA (Nguyen et al. 2019 eq. 6,
+docs/conventions.md#wmla)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The K-channel reference is built here by hand (``torch.where`` on a one-hot made in the test), not with
 ``RectifiedMap.dense``, and the RW loss of the reference is the paper's formula written out:
-``mean_{b,k,i}(softmax(x) * z)`` (paper 002 eq. 1).
+``mean_{b,k,i}(softmax(x) * z)`` (Valverde & Tohka 2022 eq. 1).
 """
 
 from __future__ import annotations

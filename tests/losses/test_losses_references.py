@@ -66,7 +66,7 @@ def test_squared_dice_equals_monai_squared_pred(batch: bool) -> None:
 
 @pytest.mark.parametrize("gamma", [0.0, 2.0])
 def test_focal_loss_equals_monai_softmax_focal_loss_times_k(gamma: float) -> None:
-    """MONAI averages over classes as well as voxels; ours sums over classes (paper 002's reference)."""
+    """MONAI averages over classes as well as voxels; ours sums over classes (Valverde & Tohka's (2022) reference)."""
     monai_losses = pytest.importorskip("monai.losses")
     torch.manual_seed(7)
     num_classes = 3

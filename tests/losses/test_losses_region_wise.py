@@ -1,4 +1,4 @@
-"""RegionWiseLoss (paper 002 eq. 1-2, rectification principle) and OneSidedHausdorffLoss (Prop. 3)."""
+"""RegionWiseLoss (Valverde & Tohka 2022 eq. 1-2, rectification principle) and OneSidedHausdorffLoss (Prop. 3)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_rrw_like_maps_give_exactly_one_negative_gradient_component_per_voxel() 
 
 
 def _signed_distance_maps(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """RW-Boundary maps (paper 002 eq. 3) computed here with scipy: -d inside class k, +d outside."""
+    """RW-Boundary maps (Valverde & Tohka 2022 eq. 3) computed here with scipy: -d inside class k, +d outside."""
     maps = []
     for k in range(num_classes):
         inside = labels == k
@@ -103,7 +103,8 @@ def _signed_distance_maps(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def test_rw_boundary_maps_with_three_classes_violate_the_principle() -> None:
-    """SPEC §1: for RW-Boundary maps with K >= 3 some voxels get more than one negative component."""
+    """docs/conventions.md#region-wise-loss: for RW-Boundary maps with K >= 3 some voxels get more than one negative
+    component."""
     labels = np.zeros((10, 10), dtype=np.int64)
     labels[2:6, 1:5] = 1
     labels[3:8, 6:9] = 2

@@ -1,4 +1,5 @@
-"""Region (sigmoid) mode and ignore masks of the losses against SPEC §4's formulas, computed here independently."""
+"""Region (sigmoid) mode and ignore masks of the losses against the formulas of docs/conventions.md#regions, computed
+here independently."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_region_rw_equals_the_two_class_softmax_rw_with_logits_0_x() -> None:
     logits, target, own, dense = _region_case()
     p = torch.sigmoid(logits)
     z_out, z_in = dense[:, :, 0], dense[:, :, 1]
-    formula = ((p * z_in + (1 - p) * z_out) / 2).mean()  # SPEC §4
+    formula = ((p * z_in + (1 - p) * z_out) / 2).mean()  # docs/conventions.md#regions
     ours = RegionWiseLoss(regions=True)(logits, dense)
     rectified = RegionWiseLoss(regions=True)(logits, region_rectified_map(target, own, 1.0))
     # the two-class softmax problem of each region, built here by hand, through the softmax RW loss
@@ -61,7 +62,7 @@ def test_region_rw_gradient_is_negative_inside_and_positive_outside(rectified: b
         RegionWiseLoss(regions=True)(logits, rw_map).backward()
         grad = logits.grad
         assert bool(torch.all(grad[target == 1] < 0)) and bool(torch.all(grad[target == 0] > 0))
-        # SPEC §4: ∂L/∂x = p(1 − p)(z_in − z_out)/2/numel
+        # docs/conventions.md#regions: ∂L/∂x = p(1 − p)(z_in − z_out)/2/numel
         p = torch.sigmoid(logits.detach())
         expected = p * (1 - p) * (dense[:, :, 1] - dense[:, :, 0]) / 2 / logits.numel()
         torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-15)

@@ -1,4 +1,4 @@
-"""Rectification principle (paper 002 Sec. 3.3-3.4): exact criterion, Fig. 2 reproduction, class values."""
+"""Rectification principle (Valverde & Tohka 2022 Sec. 3.3-3.4): exact criterion, Fig. 2 reproduction, class values."""
 
 from __future__ import annotations
 

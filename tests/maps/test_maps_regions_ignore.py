@@ -1,4 +1,4 @@
-"""Region maps and ignore-aware maps (SPEC §4) against scipy's EDT, computed here independently."""
+"""Region maps and ignore-aware maps (docs/conventions.md#regions) against scipy's EDT, computed here independently."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def _nested_labels() -> np.ndarray:
 
 
 def _rrw_side(inside: np.ndarray) -> np.ndarray:
-    """SPEC §1 for one class: −d/max d on the class (d: EDT with spacing), 1 elsewhere; absent -> 1."""
+    """docs/conventions.md#region-wise-loss for one class: −d/max d on the class (d: EDT with spacing), 1 elsewhere;
+    absent -> 1."""
     if not inside.any():
         return np.ones(inside.shape)
     depth = distance_transform_edt(inside, sampling=SPACING)

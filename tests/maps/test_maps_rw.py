@@ -52,7 +52,7 @@ def test_rrw_absent_and_full_classes():
     z = rw_map(labels, 4, "rrw")
     assert np.all(z[2] == 1) and np.all(z[3] == 1)
     full = rw_map(np.full((3, 5, 4), 2), 3, "rrw", spacing=(5.0, 1.0, 1.0))
-    assert np.all(full[2] == -1.0)  # SPEC: no corner ramp
+    assert np.all(full[2] == -1.0)  # docs/conventions.md: no corner ramp
     assert np.all(full[:2] == 1.0)
 
 
@@ -61,7 +61,7 @@ def test_ac_and_cao_values():
     one_hot = np.stack([(labels == k) for k in range(3)]).astype(np.float32)
     np.testing.assert_array_equal(rw_map(labels, 3, "ac"), 1 - one_hot)
     np.testing.assert_array_equal(rw_map(labels, 3, "cao"), 1 - 2 * one_hot)
-    # AC is the 0-1 normalisation of Cao's map (paper 002 Sec. 3.2)
+    # AC is the 0-1 normalisation of Cao's map (Valverde & Tohka 2022 Sec. 3.2)
     cao = rw_map(labels, 3, "cao")
     np.testing.assert_array_equal((cao + 1) / 2, rw_map(labels, 3, "ac"))
 
@@ -72,7 +72,7 @@ def test_rrw_reference_reproduces_scipy_recipe_exactly(shape):
     labels[labels == 3] = 1  # class 3 absent: reference gives all ones
     got = rw_map(labels, 4, "rrw_reference")
     np.testing.assert_array_equal(got, reference_rrw(labels, 4))
-    # away from the full-class artefact it agrees with the SPEC map up to float32 rounding
+    # away from the full-class artefact it agrees with the map of docs/conventions.md up to float32 rounding
     np.testing.assert_allclose(got, rw_map(labels, 4, "rrw"), rtol=1e-6, atol=1e-6)
 
 

@@ -1,4 +1,4 @@
-"""Dense dilated bottleneck of the RDD network (paper 003, Sec. 1.2): rates, dense connectivity, image-level
+"""Dense dilated bottleneck of the RDD network (Liu & Fu 2018, Sec. 1.2): rates, dense connectivity, image-level
 feature, the block's formula recomputed by hand, and finite differences."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""RDD network of paper 003 (Sec. 1.2): shapes in 2D/3D with deep supervision on and off, additive (not
+"""RDD network of Liu & Fu 2018 (Sec. 1.2): shapes in 2D/3D with deep supervision on and off, additive (not
 concatenated) long skips, strided-conv + pooling down-sampling, dense dilated bottleneck, gradient flow."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Unified U-Net of paper 000 (Sec. III-A, IV-A): shapes in 2D/3D with deep supervision on and off, the
+"""Unified U-Net of Nguyen et al. 2019 (Sec. III-A, IV-A): shapes in 2D/3D with deep supervision on and off, the
 final output as the documented sum of upsampled per-level maps, gradient flow, paper defaults."""
 
 import pytest

@@ -243,7 +243,7 @@ def test_boundary_maps_take_their_sign_from_the_augmented_segmentation(loaders, 
             unstable.append(rectification_report(z.numpy(), labels.numpy(), batch=True).fraction_unstable)
     # distances vanish only on classes absent from (worker: the patch; precomputed: the whole case) or filling it
     assert min(nonzero) > (0.5 if placement == "boundary" else 0.0)
-    assert max(unstable) > 0  # K = 4 >= 3: RW-Boundary is not rectified (paper 002 Fig. 3), as documented
+    assert max(unstable) > 0  # K = 4 >= 3: RW-Boundary is not rectified (Valverde & Tohka 2022 Fig. 3), as documented
 
 
 @pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])

@@ -1,4 +1,5 @@
-"""Region and ignore-label codecs: decode(encode(case), nnU-Net's target) is the map of SPEC §4, voxel by voxel.
+"""Region and ignore-label codecs: decode(encode(case), nnU-Net's target) is the map of docs/conventions.md#regions,
+voxel by voxel.
 
 Reference maps come from :mod:`nnunet_lossplug.maps` (numpy); the decode runs on batched torch tensors shaped as
 nnU-Net's training targets (region channels, a last ignore channel, the ignore value in a label map).

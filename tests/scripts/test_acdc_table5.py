@@ -55,7 +55,7 @@ def test_plans_whose_slice_axis_is_not_the_coarsest_are_refused() -> None:
 
 def test_report_paper_row_is_the_readme_row() -> None:
     readme = (ACDC_DIR / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| RRW (paper 002) |"))
+    row = next(line for line in readme.splitlines() if line.startswith("| RRW (Valverde & Tohka 2022) |"))
     assert tuple(float(v) for v in re.findall(r"\d+\.\d+", row)) == report.PAPER_ROW
 
 
@@ -204,6 +204,6 @@ def test_per_phase_table_separates_ed_and_es(tmp_path: Path) -> None:
     text = report.format_table5(means, 2)
     ours = [c.strip() for c in text.splitlines()[3].split("|")[2:-1]]
     assert ours[8:10] == ["1.00", "0.00"]  # LV Dice ED, LV Dice ES
-    assert "| RRW (paper 002, challenge platform) | 0.95 | 0.89 | 12.0 | 13.9 |" in text
+    assert "| RRW (Valverde & Tohka 2022, challenge platform) | 0.95 | 0.89 | 12.0 | 13.9 |" in text
     with pytest.raises(ValueError, match="not in the phase table"):
         report.per_phase_means(json.loads(result.read_text()), {})

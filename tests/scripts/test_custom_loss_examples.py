@@ -132,7 +132,7 @@ def test_near_boundary_map_is_rectified(near_boundary):
     true_values = np.take_along_axis(z, labels[None].astype(np.int64), axis=0)[0]
     other = np.ones_like(z, dtype=bool)
     np.put_along_axis(other, labels[None].astype(np.int64), False, axis=0)
-    assert np.all(z[other] == 1.0)  # every non-true value equal: paper 002's rectification principle
+    assert np.all(z[other] == 1.0)  # every non-true value equal: Valverde & Tohka's (2022) rectification principle
     assert true_values.min() >= -1.0 and true_values.max() <= -0.1 + 1e-6
     assert components_below_max(z).max() == 1
     assert rectification_report(z, labels).fraction_unstable == 0.0
@@ -230,7 +230,7 @@ def test_tversky_trainer_declaration(tversky):
 def channel_emphasis_map(labels, num_classes, spacing=None, outside=(1.0, 1.0, 1.0, 2.0)):
     """A user's map that emphasises class 3 per channel: -1 on the true class, ``outside[k]`` on channel k.
 
-    Not rectified (paper 002 Sec. 3.4): at a voxel of class t != 3 the non-true values are 1, 1 and 2, so a
+    Not rectified (Valverde & Tohka 2022 Sec. 3.4): at a voxel of class t != 3 the non-true values are 1, 1 and 2, so a
     softmax concentrated on channel 3 makes three components negative; at a voxel of class 3 they are all 1.
     The unstable share of a case is therefore exactly the share of its voxels not labelled 3.
     """

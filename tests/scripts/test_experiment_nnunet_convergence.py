@@ -1,4 +1,5 @@
-"""Experiment 5 (paper 002 Fig. 5 through nnU-Net) in ``--quick`` mode, end to end with nnU-Net's real CLI."""
+"""Experiment 5 (Valverde & Tohka 2022 Fig. 5 through nnU-Net) in ``--quick`` mode, end to end with nnU-Net's real
+CLI."""
 
 from __future__ import annotations
 

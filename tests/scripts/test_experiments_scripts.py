@@ -53,7 +53,7 @@ def test_empirical_cdf_steps_hand_computed():
 
 
 def test_empty_images_get_no_gradient_from_per_image_dice_but_do_from_sa_dice():
-    # paper 000 Sec. III-B/C, the mechanism of experiment 3
+    # Nguyen et al. 2019 Sec. III-B/C, the mechanism of experiment 3
     torch.manual_seed(0)
     model = TinyUNet2d(in_channels=1, num_classes=2, base=2, levels=2)
     images = torch.randn(4, 1, 8, 8)
