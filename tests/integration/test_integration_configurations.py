@@ -32,6 +32,7 @@ import SimpleITK as sitk
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from helpers.fault_data import console_script
+from helpers.label_maps import onehot_probe
 from helpers.nnunet_runs import run_cli
 
 from nnunet_lossplug import discovery
@@ -251,12 +252,6 @@ def _cascade_trainer(chain: Chain, kind: MapKind | None):
     trainer.initialize()
     trainer.maps.cache().ensure(num_processes=1, progress=False)
     return trainer
-
-
-def onehot_probe(labels: np.ndarray, num_classes: int, spacing=None) -> np.ndarray:
-    """One-hot labels + 0.01·k on channel k: not rectified, carried as K linearly interpolated channels."""
-    classes = np.arange(num_classes).reshape(-1, *[1] * labels.ndim)
-    return ((labels[None] == classes) + 0.01 * classes).astype(np.float32)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
+from helpers.label_maps import random_labels
 
 from nnunet_lossplug.maps import (
     gradient_sign_counts,
@@ -18,14 +18,6 @@ from nnunet_lossplug.maps import (
     unstable_share,
 )
 
-
-def random_labels(shape, num_classes, seed):
-    rng = np.random.default_rng(seed)
-    field = gaussian_filter(rng.random(shape), 1.5)
-    edges = np.quantile(field, np.linspace(0, 1, num_classes + 1)[1:-1])
-    return np.digitize(field, edges).astype(np.int64)
-
-
 SHAPES = [(20, 24), (6, 14, 12)]
 
 
@@ -33,7 +25,7 @@ SHAPES = [(20, 24), (6, 14, 12)]
 @pytest.mark.parametrize("num_classes", [3, 4])
 @pytest.mark.parametrize("kind", ["rrw", "ac", "cao"])
 def test_rectified_maps_are_stable(shape, num_classes, kind):
-    labels = random_labels(shape, num_classes, seed=num_classes)
+    labels = random_labels(shape, num_classes, seed=num_classes, dtype=np.int64)
     report = rectification_report(
         rw_map(labels, num_classes, kind, spacing=(2.0,) + (1.0,) * (len(shape) - 1)), labels
     )
@@ -46,7 +38,7 @@ def test_rectified_maps_are_stable(shape, num_classes, kind):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("num_classes", [3, 4])
 def test_boundary_map_is_unstable_with_three_or_more_classes(shape, num_classes):
-    labels = random_labels(shape, num_classes, seed=num_classes)
+    labels = random_labels(shape, num_classes, seed=num_classes, dtype=np.int64)
     report = rectification_report(rw_map(labels, num_classes, "boundary"), labels)
     assert report.fraction_unstable > 0.5  # distances to the other classes differ almost everywhere
     assert all(value > 0 for value in report.per_class.values())
@@ -55,7 +47,7 @@ def test_boundary_map_is_unstable_with_three_or_more_classes(shape, num_classes)
 def test_any_two_class_map_is_stable():
     # With K = 2 at most one component can lie strictly below the voxel maximum, so no softmax can make
     # two components negative: the boundary map (and even random values) report 0.
-    labels = random_labels((20, 24), 2, seed=5)
+    labels = random_labels((20, 24), 2, seed=5, dtype=np.int64)
     assert rectification_report(rw_map(labels, 2, "boundary"), labels).fraction_unstable == 0.0
     noise = np.random.default_rng(0).normal(size=(2, 20, 24))
     assert rectification_report(noise, labels).fraction_unstable == 0.0
@@ -132,7 +124,7 @@ def test_fig2_boundary_voxel_has_two_negative_components_for_most_softmax_vector
 
 
 def test_per_true_class_values_keep_rectification_but_per_channel_reading_breaks_it():
-    labels = random_labels((18, 20), 3, seed=2)
+    labels = random_labels((18, 20), 3, seed=2, dtype=np.int64)
     values = np.array([1.0, 2.0, 5.0])
     ours = rw_map(labels, 3, "rrw", class_values=values)
     assert rectification_report(ours, labels).fraction_unstable == 0.0
@@ -149,7 +141,7 @@ def test_per_true_class_values_keep_rectification_but_per_channel_reading_breaks
 
 
 def test_batch_input_pools_images_and_ambiguity_is_reported():
-    labels = np.stack([random_labels((12, 10), 3, seed=s) for s in range(2)])  # B=2 != K=3
+    labels = np.stack([random_labels((12, 10), 3, seed=s, dtype=np.int64) for s in range(2)])  # B=2 != K=3
     maps = np.stack([rw_map(lab, 3, "boundary") for lab in labels])
     pooled = rectification_report(maps, labels)
     singles = [rectification_report(m, lab) for m, lab in zip(maps, labels, strict=True)]

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.ndimage import distance_transform_edt, gaussian_filter
+from helpers.label_maps import random_labels
+from scipy.ndimage import distance_transform_edt
 
 from nnunet_lossplug.maps import available_map_kinds, rw_map
-
-
-def random_labels(shape, num_classes, seed, smooth=1.5):
-    """Blobby label map: smoothed noise quantised into classes (all classes usually present)."""
-    rng = np.random.default_rng(seed)
-    field = gaussian_filter(rng.random(shape), smooth)
-    edges = np.quantile(field, np.linspace(0, 1, num_classes + 1)[1:-1])
-    return np.digitize(field, edges).astype(np.int16)
 
 
 def reference_rrw(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -3,34 +3,15 @@ final output as the documented sum of upsampled per-level maps, gradient flow, p
 
 import pytest
 import torch
+from helpers.networks import UNET_KERNELS_2D as KERNELS_2D
+from helpers.networks import UNET_STRIDES_2D as STRIDES_2D
+from helpers.networks import UNET_STRIDES_3D as STRIDES_3D
+from helpers.networks import unified_unet
 from torch import nn
 
 from nnunet_lossplug.networks.unified_unet import UnifiedUNet
 
 torch.set_num_threads(1)
-
-STRIDES_2D = [[1, 1], [2, 2], [2, 2], [2, 2]]
-KERNELS_2D = [[3, 3]] * 4
-# anisotropic 3D plan as nnU-Net makes for thick slices: no pooling / 1x3x3 kernels along z at first
-STRIDES_3D = [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]]
-KERNELS_3D = [[1, 3, 3], [1, 3, 3], [3, 3, 3], [3, 3, 3]]
-
-
-def _net(dims: int, deep_supervision: bool = True, features=(4, 8, 12, 16), classes: int = 3) -> UnifiedUNet:
-    torch.manual_seed(0)
-    strides, kernels = (STRIDES_3D, KERNELS_3D) if dims == 3 else (STRIDES_2D, KERNELS_2D)
-    net = UnifiedUNet(
-        1,
-        classes,
-        nn.Conv3d if dims == 3 else nn.Conv2d,
-        kernels,
-        strides,
-        features_per_level=features,
-        deep_supervision=deep_supervision,
-    )
-    net.apply(net.initialize)
-    return net
-
 
 def test_paper_defaults_16_features_doubling_instance_norm_leaky_relu():
     net = UnifiedUNet(1, 2, nn.Conv2d, KERNELS_2D, STRIDES_2D)
@@ -44,30 +25,6 @@ def test_paper_defaults_16_features_doubling_instance_norm_leaky_relu():
     kinds = {type(m) for m in net.modules()}
     assert nn.InstanceNorm2d in kinds and nn.LeakyReLU in kinds
     assert not kinds & {nn.BatchNorm2d, nn.ReLU}
-
-
-@pytest.mark.parametrize(
-    ("dims", "shape", "expected"),
-    [
-        (2, (1, 1, 64, 48), [(64, 48), (32, 24), (16, 12)]),
-        (3, (1, 1, 16, 32, 32), [(16, 32, 32), (16, 16, 16), (8, 8, 8)]),
-    ],
-)
-def test_output_shapes_with_deep_supervision_on_and_off(dims, shape, expected):
-    net = _net(dims)
-    x = torch.randn(shape)
-    with torch.no_grad():
-        outputs = net(x)
-        assert isinstance(outputs, list)
-        assert [tuple(o.shape) for o in outputs] == [(1, 3, *s) for s in expected]
-        scales = net.deep_supervision_scales()
-        assert [[round(n * f) for n, f in zip(shape[2:], s, strict=True)] for s in scales] == [
-            list(s) for s in expected
-        ]
-        net.decoder.deep_supervision = False
-        single = net(x)
-    assert isinstance(single, torch.Tensor) and tuple(single.shape) == (1, 3, *expected[0])
-    torch.testing.assert_close(single, outputs[0], rtol=0, atol=0)
 
 
 def _head_maps(net: UnifiedUNet, x: torch.Tensor) -> tuple[list[torch.Tensor], object]:
@@ -90,7 +47,7 @@ def _upsample_nearest(t: torch.Tensor, factors) -> torch.Tensor:
 @pytest.mark.parametrize("dims", [2, 3])
 def test_final_output_is_sum_of_upsampled_level_maps(dims):
     """F_0 = S_0 + up(S_1) + up(up(S_2)); deep-supervision outputs 1 and 2 are the raw maps S_1, S_2."""
-    net = _net(dims)
+    net = unified_unet(dims)
     shape = (2, 1, 64, 48) if dims == 2 else (1, 1, 16, 32, 32)
     strides = STRIDES_3D if dims == 3 else STRIDES_2D
     (s0, s1, s2), outputs = _head_maps(net, torch.randn(shape))
@@ -101,22 +58,8 @@ def test_final_output_is_sum_of_upsampled_level_maps(dims):
     assert not torch.allclose(outputs[0], s0)  # the coarse maps really contribute
 
 
-@pytest.mark.parametrize("dims", [2, 3])
-def test_every_parameter_gets_a_gradient(dims):
-    """In float64, so that a mathematically dead parameter (a bias erased by a normalisation, a constant
-    feature erased by instance norm) shows up: its gradient is rounding noise (~1e-16), not >= 1e-8."""
-    net = _net(dims).double()
-    x = torch.randn(dtype=torch.float64, size=(2, 1, 32, 16) if dims == 2 else (1, 1, 8, 16, 16))
-    outputs = net(x)
-    torch.manual_seed(1)
-    loss = sum((o * torch.randn_like(o)).sum() for o in outputs)
-    loss.backward()
-    missing = [name for name, p in net.named_parameters() if p.grad is None or p.grad.abs().max() < 1e-8]
-    assert missing == []
-
-
 def test_gradcheck_float64_through_the_whole_network():
-    net = _net(2, features=(2, 3, 4, 5), classes=2).double()
+    net = unified_unet(2, features=(2, 3, 4, 5), classes=2).double()
     x = torch.randn(1, 1, 16, 8, dtype=torch.float64, requires_grad=True)  # bottleneck 2x1
 
     def summed(inp):
@@ -126,7 +69,7 @@ def test_gradcheck_float64_through_the_whole_network():
 
 
 def test_skips_are_concatenated_as_in_unet():
-    net = _net(2)
+    net = unified_unet(2)
     assert [m.in_channels for m in net.decoder.merges] == [8, 16, 24]  # 2 * features[l]
 
 
@@ -140,7 +83,7 @@ def test_fewer_levels_give_fewer_heads():
 
 def test_state_dict_is_the_same_with_and_without_deep_supervision():
     """nnU-Net's predictor builds the network with deep supervision off and loads the training weights."""
-    trained = _net(2, deep_supervision=True)
+    trained = unified_unet(2, deep_supervision=True)
     inference = UnifiedUNet(
         1, 3, nn.Conv2d, KERNELS_2D, STRIDES_2D, features_per_level=(4, 8, 12, 16), deep_supervision=False
     )
@@ -151,7 +94,7 @@ def test_state_dict_is_the_same_with_and_without_deep_supervision():
 
 
 def test_bad_input_is_rejected_with_a_message():
-    net = _net(2)
+    net = unified_unet(2)
     with pytest.raises(ValueError, match="divisible by the product of the strides \\(8, 8\\)"):
         net(torch.randn(1, 1, 60, 48))
     with pytest.raises(ValueError, match="expects input of shape \\(B, 1, \\*, \\*\\)"):

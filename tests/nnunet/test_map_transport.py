@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
+from helpers.label_maps import PROBE_OFFSET, onehot_probe
 from helpers.nnunet_runs import TINY_SPEC
 from torch.nn.functional import interpolate
 
@@ -32,16 +33,6 @@ pytestmark = pytest.mark.integration
 NUM_CLASSES = 4
 FLOAT16_ATOL = 2.0**-11  # storage rounding of q = 1 - d/max d in [0, 1)
 SMALL_PATCH = {"2d": [32, 32], "3d_fullres": [10, 32, 32]}  # crops inside the slice plane, padding along z in 3D
-
-
-PROBE_OFFSET = 0.01  # per channel: makes the probe's non-true values differ, so it is carried in K channels
-
-
-def onehot_probe(labels: np.ndarray, num_classes: int, spacing=None) -> np.ndarray:
-    """A probe map: the one-hot labels plus 0.01·k on channel k (not rectified, so carried as K interpolated
-    channels). Carried like any map, it must stay aligned with the labels."""
-    classes = np.arange(num_classes).reshape(-1, *[1] * labels.ndim)
-    return ((labels[None] == classes) + PROBE_OFFSET * classes).astype(np.float32)
 
 
 def scaled_rrw(labels: np.ndarray, num_classes: int, spacing=None) -> np.ndarray:
