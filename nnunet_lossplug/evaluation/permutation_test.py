@@ -90,7 +90,7 @@ def paired_permutation_test(
     observed = abs(float(d.mean()))
     threshold = observed - _TIE_RTOL * max(observed, 1.0)
 
-    if n <= 62 and 2**n <= n_permutations:
+    if is_exact(n, n_permutations):
         count, total = _exact_count(d, threshold)
         return PermutationTestResult(observed, float(d.mean()), count / total, n, total, True)
 
@@ -105,6 +105,26 @@ def paired_permutation_test(
         remaining -= size
     p_value = (count + 1) / (n_permutations + 1)
     return PermutationTestResult(observed, float(d.mean()), p_value, n, n_permutations, False)
+
+
+def is_exact(n_pairs: int, n_permutations: int) -> bool:
+    """Whether :func:`paired_permutation_test` enumerates all ``2^n`` sign vectors (``2^n <= n_permutations``)."""
+    return 0 < n_pairs <= 62 and 2**n_pairs <= n_permutations
+
+
+def smallest_p_value(n_pairs: int, n_permutations: int = 10000) -> float:
+    """The smallest p-value :func:`paired_permutation_test` can return for ``n_pairs`` pairs.
+
+    Exact test: the observed sign vector and its negation always reach the observed statistic, so
+    ``p >= 2 / 2^n`` (0.25 with 3 pairs, 0.0625 with 5, 0.03125 with 6: six pairs are the fewest that can reach
+    p < 0.05). With ``R`` random sign flips (``2^n > R``): ``p = (1 + count) / (R + 1) >= 1 / (R + 1)``. NaN
+    without pairs.
+    """
+    if n_pairs < 1:
+        return math.nan
+    if is_exact(n_pairs, n_permutations):
+        return 2.0 / 2.0**n_pairs
+    return 1.0 / (n_permutations + 1)
 
 
 def _exact_count(d: np.ndarray, threshold: float) -> tuple[int, int]:
