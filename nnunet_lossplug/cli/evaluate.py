@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand to ``subparsers`` (handler: :func:`run_evaluate`)."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="Dice, Hausdorff distance and HD95 in mm per case and class (paper 002, Sec. 4)",
+        help="Dice, Hausdorff distance and HD95 in mm per case and class (Valverde & Tohka 2022, Sec. 4)",
         description=(
             "Evaluate every ground-truth file of GT_FOLDER against the prediction of the same name in "
             "PRED_FOLDER: Dice (eq. 6), Hausdorff distance over boundary voxels (eq. 7) and HD95, in mm "

@@ -44,7 +44,7 @@ SPACING_SOURCE = (
 )
 
 CONVENTIONS = {
-    "hausdorff": "symmetric Hausdorff distance between boundary voxels (paper 002 eq. 7), MONAI "
+    "hausdorff": "symmetric Hausdorff distance between boundary voxels (Valverde & Tohka 2022, eq. 7), MONAI "
     "compute_hausdorff_distance, boundary = mask XOR erosion with the face-neighbour cross",
     "hd95": "maximum of the two directed 95th percentiles of boundary-to-boundary distances",
     "both_empty": "dice 1, hd 0, hd95 0",

@@ -1,6 +1,6 @@
-"""Paired two-sample permutation test of paper 002, Sec. 4.1 (random sign flips of per-case differences).
+"""Paired two-sample permutation test of Valverde & Tohka 2022, Sec. 4.1 (random sign flips of per-case differences).
 
-Paper 002 tests "using a paired two-sample permutation test using the mean-absolute difference of the
+The paper tests "using a paired two-sample permutation test using the mean-absolute difference of the
 performance measure between the two losses as the test statistic", approximated with 10 000 permutations,
 p < 0.05 significant. For paired values ``a_i`` (method A, case i) and ``b_i`` (method B, same case) with
 differences ``d_i = a_i − b_i``, ``i = 1..n``:
@@ -53,7 +53,7 @@ class PermutationTestResult:
 
     @property
     def significant(self) -> bool:
-        """``p < 0.05`` (paper 002's threshold)."""
+        """``p < 0.05`` (the threshold of Valverde & Tohka 2022)."""
         return math.isfinite(self.p_value) and self.p_value < SIGNIFICANCE_LEVEL
 
 
@@ -65,7 +65,7 @@ def paired_permutation_test(
     Args:
         a: values of method A, one per case.
         b: values of method B for the same cases, same order.
-        n_permutations: random sign vectors (default 10 000, as in paper 002). If ``2^n`` does not exceed
+        n_permutations: random sign vectors (default 10 000, as in Valverde & Tohka 2022). If ``2^n`` does not exceed
             it, the exact test over all ``2^n`` sign vectors is done instead.
         seed: seed of numpy's ``default_rng`` for the random sign vectors (default 0: reproducible).
 

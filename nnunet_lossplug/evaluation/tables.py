@@ -1,4 +1,4 @@
-"""Plain-text tables in the layout of paper 002's Tables 2–4: one row per method, per class Dice and HD.
+"""Plain-text tables in the layout of Valverde & Tohka 2022, Tables 2–4: one row per method, per class Dice and HD.
 
 Example (``format_class_table``)::
 
