@@ -92,7 +92,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     labels_text = [str(lb) for lb in result["labels"]]
     name = Path(args.pred_folder).name or str(args.pred_folder)
     print(f"\n{summary['n_cases']} cases; distances in mm from each ground-truth file's voxel spacing "
-          f"(read with nnU-Net's {result['reader']}); % = the class's share of all ground-truth voxels")
+          f"(read with nnU-Net's {result['reader']}); % = the class's share of all voxels of the ground-truth images")
     print(format_class_table(
         [(name, summary["classes"])],
         labels_text,

@@ -133,6 +133,9 @@ def test_cli_writes_json_and_csv_and_prints_table(folders, tmp_path: Path, capsy
     assert code == 0
     printed = capsys.readouterr().out
     assert "RV" in printed and "MYO" in printed and "HD (mm)" in printed and "1 missed" in printed
+    assert "% = the class's share of all voxels of the ground-truth images" in printed
+    assert "RV: 10.7 %" in printed  # 3 x 90 of 3 x 840 voxels, three significant digits
+    assert "((" not in printed and "))" not in printed  # no nested parentheses in the header
 
     raw = json.loads(out.read_text())  # strict JSON: no NaN tokens
     assert set(raw["cases"]) == {"case_x", "case_z", "case_missed"}
@@ -145,6 +148,12 @@ def test_cli_writes_json_and_csv_and_prints_table(folders, tmp_path: Path, capsy
     summary_rows = list(csv.DictReader((tmp_path / "out" / "RESULT_summary.csv").open()))
     assert [r["label"] for r in summary_rows] == ["1", "2"]
     assert summary_rows[1]["missed"] == "1"
+
+    # a result written before the "format" marker existed is still recognised as evaluate's and replaced
+    legacy = {k: v for k, v in raw.items() if k != "format"}
+    out.write_text(json.dumps(legacy))
+    assert _run_cli(["evaluate", str(gt_dir), str(pred_dir), "-o", str(out), "-np", "1", "--no-progress"]) == 0
+    assert json.loads(out.read_text())["format"] == "nnunet-lossplug evaluate result"
 
 
 def test_cli_labels_option_and_error_exit_code(folders, tmp_path: Path, capsys) -> None:
