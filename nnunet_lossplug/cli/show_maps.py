@@ -19,7 +19,7 @@ import numpy as np
 from nnunet_lossplug.cli.dataset_args import add_dataset_arguments
 from nnunet_lossplug.evaluation.output_files import check_replaceable, image_kind, image_metadata, write_output
 
-#: classes (regions on a region-based dataset) drawn when --classes is not given
+#: classes drawn when --classes is not given (half as many regions: each region has two columns)
 DEFAULT_CLASS_COUNT = 8
 #: map kinds whose values are signed distances in mm (negative inside the class)
 DISTANCE_KINDS = frozenset({"boundary", "distance"})
@@ -85,9 +85,10 @@ def parse_classes(values: list[str] | None) -> list[int] | None:
     return sorted(set(chosen))
 
 
-def choose_classes(available: list[int], requested: list[int] | None, what: str = "class"
-                   ) -> tuple[list[int], str | None]:
-    """The classes to draw and, when some are left out by default, a line saying which and how to pick others.
+def choose_classes(available: list[int], requested: list[int] | None, what: str = "class",
+                   count: int = DEFAULT_CLASS_COUNT) -> tuple[list[int], str | None]:
+    """The classes to draw and, when some are left out by default (the first ``count`` are kept), a line saying
+    which and how to pick others.
 
     Raises:
         ValueError: a requested class is not one of ``available``.
@@ -98,12 +99,12 @@ def choose_classes(available: list[int], requested: list[int] | None, what: str 
             raise ValueError(f"--classes {' '.join(map(str, unknown))}: no such {what} (this dataset has "
                              f"{_ranges(available)}).")
         return requested, None
-    if len(available) <= DEFAULT_CLASS_COUNT:
+    if len(available) <= count:
         return list(available), None
-    shown = available[:DEFAULT_CLASS_COUNT]
+    shown = available[:count]
     plural = "classes" if what == "class" else f"{what}s"
     return shown, (f"drawing the maps of {plural} {_ranges(shown)} of {_ranges(available)} (the first "
-                   f"{DEFAULT_CLASS_COUNT}); choose others with --classes, e.g. --classes {available[-1]}")
+                   f"{count}); choose others with --classes, e.g. --classes {available[-1]}")
 
 
 def _ranges(values: list[int]) -> str:
@@ -249,7 +250,8 @@ def render(dataset: str, configuration: str, plans: str = "nnUNetPlans", kind: s
     label_names = {int(v): k for k, v in source.dataset_json["labels"].items() if isinstance(v, int)}
     if maps.regions is not None:
         class_names = region_names(source.dataset_json, maps.regions)
-        chosen, note = choose_classes(list(range(1, len(maps.regions) + 1)), classes, "region")
+        chosen, note = choose_classes(list(range(1, len(maps.regions) + 1)), classes, "region",
+                                      DEFAULT_CLASS_COUNT // 2)
     else:
         class_names = [label_names.get(k, "?") for k in range(maps.z.shape[0])]
         chosen, note = choose_classes(list(range(maps.z.shape[0])), classes)

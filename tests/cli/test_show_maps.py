@@ -105,6 +105,9 @@ def test_a_dataset_of_255_classes_draws_eight_maps_unless_classes_chooses_others
     plt.close(fig)
     with pytest.raises(ValueError, match=r"--classes 300: no such class \(this dataset has 0-254\)"):
         show_maps.choose_classes(list(range(255)), [300])
+    assert show_maps.choose_classes(list(range(1, 11)), None, "region", 4) == (
+        [1, 2, 3, 4], "drawing the maps of regions 1-4 of 1-10 (the first 4); choose others with --classes, "
+                      "e.g. --classes 10")
 
 
 def test_distance_maps_get_a_colour_bar_in_mm_with_even_ticks():
