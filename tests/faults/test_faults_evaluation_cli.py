@@ -1,4 +1,4 @@
-"""Fault round 3 (issue 21) on the evaluation commands and the trainer names, with real files and processes.
+"""Faults of the evaluation commands and the trainer names, with real files and processes.
 
 Each test runs the installed ``nnunet-lossplug`` command in a subprocess on NIfTI files written with SimpleITK
 (or on real trainer files written by ``new-trainer``) and checks what the user sees: a refusal is one line on
