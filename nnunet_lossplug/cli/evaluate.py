@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from nnunet_lossplug.evaluation.evaluate_folders import evaluate_folders
-from nnunet_lossplug.evaluation.result_io import write_result_files
+from nnunet_lossplug.evaluation.result_io import check_result_outputs, write_result_files
 from nnunet_lossplug.evaluation.tables import format_class_table
 
 
@@ -33,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand to ``subparsers`` (handler: :func:`run_evaluate`)."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="Dice, Hausdorff distance and HD95 in mm per case and class (paper 002, Sec. 4)",
+        help="Dice, Hausdorff distance and HD95 in mm per case and class (Valverde & Tohka 2022, Sec. 4)",
         description=(
             "Evaluate every ground-truth file of GT_FOLDER against the prediction of the same name in "
             "PRED_FOLDER: Dice (eq. 6), Hausdorff distance over boundary voxels (eq. 7) and HD95, in mm "
@@ -50,10 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("gt_folder", metavar="GT_FOLDER", help="folder of ground-truth label maps")
     parser.add_argument("pred_folder", metavar="PRED_FOLDER", help="folder of predictions (same file names)")
     parser.add_argument("-o", "--output", metavar="RESULT.json", default=None,
-                        help="result file (default: PRED_FOLDER/evaluation.json)")
+                        help="result file (default: PRED_FOLDER/evaluation.json); an existing file is replaced "
+                             "only if it is an earlier result of evaluate (the same for RESULT.csv and "
+                             "RESULT_summary.csv), never through a symbolic link")
     parser.add_argument("-l", "--labels", nargs="+", metavar="LABEL", default=None,
                         help="class labels to evaluate, e.g. '-l 1 2 3' (default: from --dataset-json, "
-                             "else all non-zero labels found)")
+                             "else all non-zero labels found); a label --dataset-json does not declare, or "
+                             "without it a label in no file, is refused")
     parser.add_argument("-np", "--num-processes", type=int, default=2,
                         help="worker processes (default: 2)")
     parser.add_argument("--dataset-json", default=None,
@@ -72,27 +74,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``; return the process exit code (0 on success)."""
-    try:
-        labels = parse_labels(args.labels)
-        result = evaluate_folders(
-            args.gt_folder,
-            args.pred_folder,
-            labels=labels,
-            num_processes=args.num_processes,
-            file_ending=args.file_ending,
-            dataset_json=args.dataset_json,
-            empty_hd=args.empty_hd,
-            progress=not args.no_progress,
-        )
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"nnunet-lossplug evaluate: error: {error}", file=sys.stderr)
-        return 2
     output = Path(args.output) if args.output else Path(args.pred_folder) / "evaluation.json"
+    labels = parse_labels(args.labels)
+    check_result_outputs(output)  # refuse before minutes of work: a file -o may not replace, a symbolic link
+    result = evaluate_folders(
+        args.gt_folder,
+        args.pred_folder,
+        labels=labels,
+        num_processes=args.num_processes,
+        file_ending=args.file_ending,
+        dataset_json=args.dataset_json,
+        empty_hd=args.empty_hd,
+        progress=not args.no_progress,
+    )
     paths = write_result_files(result, output)
     summary = result["summary"]
     labels_text = [str(lb) for lb in result["labels"]]
     name = Path(args.pred_folder).name or str(args.pred_folder)
-    print(f"\n{summary['n_cases']} cases, distances in mm ({result['spacing_source']})")
+    print(f"\n{summary['n_cases']} cases; distances in mm from each ground-truth file's voxel spacing "
+          f"(read with nnU-Net's {result['reader']}); % = the class's share of all voxels of the ground-truth images")
     print(format_class_table(
         [(name, summary["classes"])],
         labels_text,
@@ -113,5 +113,6 @@ def _status_line(summary: dict, labels: list[str], names: dict[str, str], empty_
             f"{names.get(label) or 'label ' + label}: {counts['both_empty']} both empty, "
             f"{counts['missed']} missed, {counts['spurious']} spurious"
         )
-    penalty = "image diagonal" if empty_hd == "diagonal" else "NaN, excluded from means"
-    return "empty structures (counted; HD of missed/spurious = " + penalty + "): " + "; ".join(parts)
+    penalty = "the image diagonal" if empty_hd == "diagonal" else "NaN, left out of the means"
+    return f"empty structures, counted in the means (HD of a missed or spurious one = {penalty}): " + \
+        "; ".join(parts)

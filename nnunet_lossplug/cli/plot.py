@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from nnunet_lossplug.evaluation.plots import plot_results
 from nnunet_lossplug.evaluation.result_io import display_name, load_label_names, load_result
@@ -18,13 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="per-class box plots of Dice and HD (mm) for several evaluate results",
         description=(
             "Draw one panel per class and metric with one box per result file (written by "
-            "`nnunet-lossplug evaluate`), individual cases as dots and the mean as a diamond."
+            "`nnunet-lossplug evaluate`), individual cases as dots and the mean as a diamond; Dice on [0, 1], "
+            "distances in mm from 0."
         ),
     )
     parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files to plot side by side")
     parser.add_argument("-o", "--output", required=True, metavar="plot.png",
                         help="image file to write (.png, .pdf, .svg; .png is appended to a name without "
-                             "suffix); an existing directory is refused")
+                             "suffix); an existing file is replaced only if plot drew it (its metadata says "
+                             "so), never through a symbolic link; a directory is refused")
     parser.add_argument("--names", nargs="+", default=None, help="one display name per result file")
     parser.add_argument("--dataset-json", default=None, help="nnU-Net dataset.json for class names")
     parser.add_argument("--metrics", default="dice,hd",
@@ -35,14 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the plot described by ``args``; return the process exit code (0 on success)."""
-    try:
-        results = [load_result(path) for path in args.results]
-        names = args.names or [display_name(path) for path in args.results]
-        label_names = load_label_names(args.dataset_json) if args.dataset_json else None
-        out = plot_results(results, args.output, names=names, label_names=label_names,
-                           metrics=parse_metrics(args.metrics), title=args.title)
-    except (FileNotFoundError, ValueError, json.JSONDecodeError) as error:
-        print(f"nnunet-lossplug plot: error: {error}", file=sys.stderr)
-        return 2
+    results = [load_result(path) for path in args.results]
+    names = args.names or [display_name(path) for path in args.results]
+    label_names = load_label_names(args.dataset_json) if args.dataset_json else None
+    out = plot_results(results, args.output, names=names, label_names=label_names,
+                       metrics=parse_metrics(args.metrics), title=args.title)
     print(f"wrote {out}")
     return 0

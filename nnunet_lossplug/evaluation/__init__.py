@@ -1,4 +1,4 @@
-"""Evaluation of nnU-Net segmentations as in paper 002 (Valverde & Tohka, Region-wise loss), Sec. 4.
+"""Evaluation of nnU-Net segmentations as in Valverde & Tohka 2022 (Region-wise loss), Sec. 4.
 
 - :func:`dice_coefficient` — eq. 6; :func:`hausdorff_distances_mm` — eq. 7 over boundary voxels, in mm,
   with HD95 (MONAI computes the distances);

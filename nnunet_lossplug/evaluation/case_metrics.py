@@ -1,6 +1,6 @@
 """Per-class Dice, Hausdorff distance and HD95 of one case, with the empty-structure convention.
 
-Empty-structure convention (decided here; paper 002 is silent):
+Empty-structure convention (decided here; Valverde & Tohka 2022 are silent):
 
 =================  =====================  ======  ==========================  ==================
 status             ground truth / pred    Dice    HD and HD95 (mm)            why
@@ -51,7 +51,7 @@ def class_metrics(
     Returns:
         ``{"dice", "hd", "hd95", "status", "gt_voxels", "pred_voxels"}`` with ``status`` one of
         ``both_present``, ``both_empty``, ``missed``, ``spurious`` and the two voxel counts (which give
-        volumes and the class proportions of paper 002's table headers).
+        volumes and the class proportions of Valverde & Tohka 2022 table headers).
     """
     if empty_hd not in EMPTY_HD_CHOICES:
         raise ValueError(f"empty_hd must be one of {EMPTY_HD_CHOICES}, got {empty_hd!r}.")
@@ -91,8 +91,9 @@ def case_metrics(
         spacing: voxel size per array axis (mm).
         labels: class labels to evaluate; default: every non-zero label present in either map.
         empty_hd: see :func:`class_metrics`.
-        regions: ``{number: labels}`` of a region-based dataset (SPEC §4): structure ``number`` is the union
-            of its labels in both maps, as in nnU-Net's evaluation; ``labels`` then lists region numbers.
+        regions: ``{number: labels}`` of a region-based dataset (docs/conventions.md#regions): structure
+            ``number`` is the union of its labels in both maps, as in nnU-Net's evaluation; ``labels`` then lists
+            region numbers.
         ignore_label: ground-truth label of unannotated voxels; they are removed from both masks.
 
     Returns:

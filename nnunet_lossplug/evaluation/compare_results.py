@@ -2,7 +2,7 @@
 
 Only cases present in both results are paired; within a class and metric a pair with an undefined value
 (NaN, possible under the ``"nan"`` empty convention) is dropped and counted. The test is
-:func:`nnunet_lossplug.evaluation.permutation_test.paired_permutation_test` (paper 002, Sec. 4.1).
+:func:`nnunet_lossplug.evaluation.permutation_test.paired_permutation_test` (Valverde & Tohka 2022, Sec. 4.1).
 """
 
 from __future__ import annotations
@@ -13,9 +13,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nnunet_lossplug.evaluation.permutation_test import paired_permutation_test
+from nnunet_lossplug.evaluation.output_files import COMPARE_FORMAT, OutputKind
+from nnunet_lossplug.evaluation.permutation_test import (
+    SIGNIFICANCE_LEVEL,
+    paired_permutation_test,
+    smallest_p_value,
+)
 from nnunet_lossplug.evaluation.summary import METRICS
 from nnunet_lossplug.evaluation.tables import METRIC_DECIMALS, METRIC_HEADERS
+
+#: the JSON ``compare -o`` writes; an existing file is replaced only if it is one (older ones lack the marker)
+COMPARISON_JSON = OutputKind("comparison JSON of `nnunet-lossplug compare`", json_format=COMPARE_FORMAT,
+                             legacy_keys=frozenset({"a", "b", "name_a", "name_b", "n_paired_cases", "rows"}))
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ def compare_results(
         result_a: a result dictionary (``load_result``) of method A.
         result_b: the same for method B.
         metrics: metric names among ``dice``, ``hd``, ``hd95`` (default Dice and HD, as in the paper).
-        n_permutations: random sign flips per test (default 10 000, paper 002).
+        n_permutations: random sign flips per test (default 10 000, as Valverde & Tohka 2022).
         seed: random seed (default 0); every test uses the same seed, so reruns give identical p-values.
         labels: classes to compare (strings); default those present in both results.
 
@@ -117,6 +126,72 @@ def compare_results(
         seed=seed,
         rows=rows,
     )
+
+
+def ground_truth_differences(result_a: Mapping, result_b: Mapping, name_a: str, name_b: str) -> list[str]:
+    """Why the cases of two results may not be paired: another ground truth or another label set; [] if none.
+
+    The ground truth is the same when every paired case carries the same ``gt_sha256`` fingerprint in both
+    (:func:`nnunet_lossplug.evaluation.evaluate_folders.ground_truth_fingerprint`), wherever its folder was;
+    results without fingerprints (written before they existed) are compared by ``gt_folder``. The label sets
+    are ``labels``, ``regions`` and ``ignore_label`` as ``evaluate`` recorded them. A result recording none of
+    these cannot be checked (:func:`unchecked_ground_truth`).
+    """
+    problems = []
+    folder_a, folder_b = result_a.get("gt_folder"), result_b.get("gt_folder")
+    paired = [c for c in result_a["cases"] if c in result_b["cases"]]
+    prints_a = {c: (result_a.get("case_info") or {}).get(c, {}).get("gt_sha256") for c in paired}
+    prints_b = {c: (result_b.get("case_info") or {}).get(c, {}).get("gt_sha256") for c in paired}
+    if paired and all(prints_a.values()) and all(prints_b.values()):
+        differing = [c for c in paired if prints_a[c] != prints_b[c]]
+        if differing:
+            problems.append(
+                f"the ground truth of {len(differing)} of {len(paired)} paired cases differs (e.g. {differing[0]}): "
+                f"{name_a} was scored against {folder_a}, {name_b} against {folder_b}")
+    elif folder_a and folder_b and folder_a != folder_b:
+        problems.append(f"{name_a} was scored against ground truth {folder_a}, {name_b} against {folder_b}")
+    for key, what in (("labels", "labels"), ("regions", "regions"), ("ignore_label", "ignore label")):
+        if key in result_a and key in result_b and result_a[key] != result_b[key]:
+            problems.append(f"{name_a} scored {what} {_compact(result_a[key])}, {name_b} {what} "
+                            f"{_compact(result_b[key])}")
+    return problems
+
+
+def unchecked_ground_truth(result_a: Mapping, result_b: Mapping, name_a: str, name_b: str) -> list[str]:
+    """The results that record neither ground-truth fingerprints nor folder (hand-made), by name."""
+    return [name for name, result in ((name_a, result_a), (name_b, result_b))
+            if not result.get("gt_folder") and not any(
+                info.get("gt_sha256") for info in (result.get("case_info") or {}).values())]
+
+
+def reachability_notes(report: ComparisonReport) -> list[str]:
+    """One line per number of pairs whose smallest reachable p-value is not below 0.05 (no row can be significant).
+
+    ``with 3 pairs the smallest reachable p is 0.25: no difference can be significant at 0.05; use more cases
+    or seeds`` (exact test), or with too few random sign flips ``...; raise -n``.
+    """
+    notes = []
+    for n_pairs in sorted({row.n_pairs for row in report.rows if row.n_pairs > 0}):
+        floor = smallest_p_value(n_pairs, report.n_permutations)
+        if floor < SIGNIFICANCE_LEVEL:
+            continue
+        rows = [row for row in report.rows if row.n_pairs == n_pairs]
+        scope = "" if len(rows) == len(report.rows) else f" ({len(rows)} of {len(report.rows)} tests)"
+        if any(row.exact for row in rows):
+            fix = "use more cases or seeds"
+            pairs_text = f"with {n_pairs} pairs"
+        else:
+            fix = f"raise -n above {int(round(1 / SIGNIFICANCE_LEVEL))}"
+            pairs_text = f"with {n_pairs} pairs and {report.n_permutations} random sign flips"
+        notes.append(f"{pairs_text}{scope} the smallest reachable p is {floor:.3g}: no difference can be "
+                     f"significant at {SIGNIFICANCE_LEVEL:g}; {fix}")
+    return notes
+
+
+def _compact(value) -> str:
+    if isinstance(value, list) and all(isinstance(v, int) for v in value) and value:
+        return "{" + ", ".join(map(str, value)) + "}"
+    return str(value)
 
 
 def _label_sort_key(label: str):
@@ -181,7 +256,9 @@ def pairing_summary(report: ComparisonReport, name_a: str, name_b: str) -> str:
     else:
         perm = f"{report.n_permutations} random sign flips (seed {report.seed})" + (
             "; exact where marked" if any(exact) else "")
-    return text + f"; paired permutation test, statistic |mean(A - B)|, {perm}; * = p < 0.05"
+    floor = smallest_p_value(report.n_paired_cases, report.n_permutations)
+    return text + (f"; paired permutation test, statistic |mean(A - B)|, {perm}; smallest reachable p "
+                   f"{floor:.3g}; * = p < {SIGNIFICANCE_LEVEL:g}")
 
 
 def _fmt(value: float, decimals: int, signed: bool = False) -> str:

@@ -1,4 +1,6 @@
-"""What to evaluate on a region-based or sparsely annotated dataset, read from nnU-Net's dataset.json (SPEC §4).
+"""What to evaluate on a region-based or sparsely annotated dataset, read from nnU-Net's dataset.json.
+
+The conventions are those of ``docs/conventions.md#regions`` and ``#ignore-labels``.
 
 nnU-Net's region-based datasets declare overlapping regions as lists of labels (``"whole tumour": [1, 2, 3]``)
 and ``regions_class_order``; its own evaluation then scores each region (the union of its labels in prediction

@@ -1,4 +1,4 @@
-"""Volume overlap between two binary masks: the Dice coefficient of paper 002, eq. (6)."""
+"""Volume overlap between two binary masks: the Dice coefficient of Valverde & Tohka 2022, eq. (6)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 
 def dice_coefficient(pred_mask: np.ndarray, gt_mask: np.ndarray) -> float:
-    """Dice coefficient ``D(A, B) = 2 |A ∩ B| / (|A| + |B|)`` of two binary masks (paper 002, eq. 6).
+    """Dice coefficient ``D(A, B) = 2 |A ∩ B| / (|A| + |B|)`` of two binary masks (Valverde & Tohka 2022, eq. 6).
 
     Args:
         pred_mask: boolean (or 0/1) array, the predicted structure ``A``.

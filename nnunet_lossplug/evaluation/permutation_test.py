@@ -1,6 +1,6 @@
-"""Paired two-sample permutation test of paper 002, Sec. 4.1 (random sign flips of per-case differences).
+"""Paired two-sample permutation test of Valverde & Tohka 2022, Sec. 4.1 (random sign flips of per-case differences).
 
-Paper 002 tests "using a paired two-sample permutation test using the mean-absolute difference of the
+The paper tests "using a paired two-sample permutation test using the mean-absolute difference of the
 performance measure between the two losses as the test statistic", approximated with 10 000 permutations,
 p < 0.05 significant. For paired values ``a_i`` (method A, case i) and ``b_i`` (method B, same case) with
 differences ``d_i = a_i − b_i``, ``i = 1..n``:
@@ -53,7 +53,7 @@ class PermutationTestResult:
 
     @property
     def significant(self) -> bool:
-        """``p < 0.05`` (paper 002's threshold)."""
+        """``p < 0.05`` (the threshold of Valverde & Tohka 2022)."""
         return math.isfinite(self.p_value) and self.p_value < SIGNIFICANCE_LEVEL
 
 
@@ -65,7 +65,7 @@ def paired_permutation_test(
     Args:
         a: values of method A, one per case.
         b: values of method B for the same cases, same order.
-        n_permutations: random sign vectors (default 10 000, as in paper 002). If ``2^n`` does not exceed
+        n_permutations: random sign vectors (default 10 000, as in Valverde & Tohka 2022). If ``2^n`` does not exceed
             it, the exact test over all ``2^n`` sign vectors is done instead.
         seed: seed of numpy's ``default_rng`` for the random sign vectors (default 0: reproducible).
 
@@ -90,7 +90,7 @@ def paired_permutation_test(
     observed = abs(float(d.mean()))
     threshold = observed - _TIE_RTOL * max(observed, 1.0)
 
-    if n <= 62 and 2**n <= n_permutations:
+    if is_exact(n, n_permutations):
         count, total = _exact_count(d, threshold)
         return PermutationTestResult(observed, float(d.mean()), count / total, n, total, True)
 
@@ -105,6 +105,26 @@ def paired_permutation_test(
         remaining -= size
     p_value = (count + 1) / (n_permutations + 1)
     return PermutationTestResult(observed, float(d.mean()), p_value, n, n_permutations, False)
+
+
+def is_exact(n_pairs: int, n_permutations: int) -> bool:
+    """Whether :func:`paired_permutation_test` enumerates all ``2^n`` sign vectors (``2^n <= n_permutations``)."""
+    return 0 < n_pairs <= 62 and 2**n_pairs <= n_permutations
+
+
+def smallest_p_value(n_pairs: int, n_permutations: int = 10000) -> float:
+    """The smallest p-value :func:`paired_permutation_test` can return for ``n_pairs`` pairs.
+
+    Exact test: the observed sign vector and its negation always reach the observed statistic, so
+    ``p >= 2 / 2^n`` (0.25 with 3 pairs, 0.0625 with 5, 0.03125 with 6: six pairs are the fewest that can reach
+    p < 0.05). With ``R`` random sign flips (``2^n > R``): ``p = (1 + count) / (R + 1) >= 1 / (R + 1)``. NaN
+    without pairs.
+    """
+    if n_pairs < 1:
+        return math.nan
+    if is_exact(n_pairs, n_permutations):
+        return 2.0 / 2.0**n_pairs
+    return 1.0 / (n_permutations + 1)
 
 
 def _exact_count(d: np.ndarray, threshold: float) -> tuple[int, int]:

@@ -4,6 +4,11 @@ One row of panels per metric (default Dice and HD in mm), one column per class; 
 result file, with the individual cases drawn as jittered dots and the mean as a white diamond, so that
 outliers stay visible. Distance panels say under each box how many cases hold the empty-structure penalty (a missed or
 spurious structure, see :mod:`nnunet_lossplug.evaluation.case_metrics`).
+
+Axes are comparable between panels and figures: Dice always spans [0, 1], distances start at 0 mm. The title
+sits above a row of its own for the legend, so neither covers the other. The image is written by
+:func:`nnunet_lossplug.evaluation.output_files.write_output` and marked as drawn by ``nnunet-lossplug plot``
+(PNG ``Software``, PDF/SVG ``Creator``): an existing file is replaced only if it carries that mark.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_lossplug.evaluation.output_files import check_replaceable, image_kind, image_metadata, write_output
+
 METRIC_AXIS_LABELS: dict[str, str] = {
     "dice": "Dice coefficient",
     "hd": "Hausdorff distance (mm)",
     "hd95": "95th-percentile HD (mm)",
 }
+PLOT_IMAGE = image_kind("plot")
 _COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 
 
@@ -48,8 +56,9 @@ def plot_results(
 
     Raises:
         ValueError: ``out_path`` is an existing directory, or the arguments do not fit the results.
+        FileExistsError: ``out_path`` is a symbolic link, or an existing file not drawn by ``plot``.
     """
-    out_path = image_path(out_path)
+    out_path = check_replaceable(image_path(out_path), PLOT_IMAGE)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,8 +107,8 @@ def plot_results(
             if col == 0:
                 ax.set_ylabel(METRIC_AXIS_LABELS[metric])
             if metric == "dice":
-                low = min((float(v.min()) for v in data if v.size), default=0.0)
-                ax.set_ylim(max(0.0, low - 0.05), 1.005)
+                ax.set_ylim(0.0, 1.0)
+                ax.set_yticks(np.linspace(0.0, 1.0, 6))
             else:
                 ax.set_ylim(bottom=0.0)
             ax.grid(axis="y", alpha=0.3)
@@ -109,16 +118,21 @@ def plot_results(
 
     n_cases = sorted({len(r["cases"]) for r in results})
     cases_text = f"{n_cases[0]} cases" if len(n_cases) == 1 else f"{n_cases[0]}–{n_cases[-1]} cases"
-    fig.suptitle(title or f"Per-class segmentation metrics ({cases_text} per result)", fontsize=13)
+    header = 0.75 / fig.get_figheight()  # inches for the title and the legend row below it, as a figure fraction
+    fig.suptitle(title or f"Per-class segmentation metrics ({cases_text} per result)", fontsize=13,
+                 y=1.0 - 0.08 / fig.get_figheight(), va="top")
     handles = [
         plt.Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor="black",
                    label="mean"),
         plt.Line2D([], [], color="black", linewidth=1.5, label="median"),
+        plt.Line2D([], [], marker="o", linestyle="", color="grey", markersize=4, label="one case"),
     ]
-    fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=dpi)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1.0 - 0.4 / fig.get_figheight()),
+               ncol=len(handles), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1.0 - header))
+    metadata = image_metadata("plot", out_path.suffix)
+    write_output(out_path, PLOT_IMAGE,
+                 lambda handle: fig.savefig(handle, dpi=dpi, format=out_path.suffix[1:].lower(), metadata=metadata))
     plt.close(fig)
     return out_path
 
@@ -169,6 +183,6 @@ def _draw_panel(ax, data: Sequence[np.ndarray], colours: Sequence[str], rng: np.
         if not values.size:
             continue
         jitter = rng.uniform(-0.16, 0.16, size=values.size)
-        ax.scatter(position + jitter, values, s=9, color=colour, alpha=0.75, linewidths=0, zorder=3)
+        ax.scatter(position + jitter, values, s=9, color=colour, alpha=0.75, linewidths=0, zorder=3, clip_on=False)
         ax.scatter([position], [values.mean()], marker="D", s=34, facecolor="white", edgecolor="black",
-                   zorder=4)
+                   zorder=4, clip_on=False)

@@ -2,7 +2,8 @@
 
 RESULT.json layout (written by ``nnunet-lossplug evaluate``)::
 
-    {"cases": {"patient001_frame01": {"1": {"dice": 0.93, "hd": 4.1, "hd95": 2.9, "status": "both_present",
+    {"format": "nnunet-lossplug evaluate result",
+     "cases": {"patient001_frame01": {"1": {"dice": 0.93, "hd": 4.1, "hd95": 2.9, "status": "both_present",
                                             "gt_voxels": 5120, "pred_voxels": 5012}, ...}, ...},
      "summary": {"n_cases": ..., "classes": {"1": {"dice": {"mean": ..., "std": ..., ...}, ...}},
                  "mean_over_classes": {...}},
@@ -11,17 +12,36 @@ RESULT.json layout (written by ``nnunet-lossplug evaluate``)::
      "spacing_source": "...", "conventions": {...}, ...}
 
 Distances are in mm. JSON has no NaN, so an undefined value is written as ``null`` and read back as NaN.
+The three files are written by :func:`nnunet_lossplug.evaluation.output_files.write_output`: an existing file
+is replaced only if it is an earlier one of the same kind (:data:`RESULT_JSON`, :data:`CASES_CSV`,
+:data:`SUMMARY_CSV`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from nnunet_lossplug.evaluation.output_files import (
+    EVALUATE_FORMAT,
+    OutputKind,
+    check_replaceable,
+    write_text_output,
+)
 from nnunet_lossplug.evaluation.summary import METRICS
+
+CASE_COLUMNS: tuple[str, ...] = ("case", "label", "name", *METRICS, "status", "gt_voxels", "pred_voxels")
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "label", "name", "n_cases", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std", "median", "n")),
+    "both_present", "both_empty", "missed", "spurious", "gt_voxel_percent")
+RESULT_JSON = OutputKind("result JSON of `nnunet-lossplug evaluate`", json_format=EVALUATE_FORMAT,
+                         legacy_keys=frozenset({"cases", "summary", "spacing_source", "conventions"}))
+CASES_CSV = OutputKind("per-case CSV of `nnunet-lossplug evaluate`", csv_header=",".join(CASE_COLUMNS))
+SUMMARY_CSV = OutputKind("summary CSV of `nnunet-lossplug evaluate`", csv_header=",".join(SUMMARY_COLUMNS))
 
 
 def to_json_compatible(value):
@@ -42,45 +62,51 @@ def companion_paths(out_json: str | Path) -> tuple[Path, Path]:
     return out_json.with_name(f"{stem}.csv"), out_json.with_name(f"{stem}_summary.csv")
 
 
-def write_result_files(result: Mapping, out_json: str | Path) -> tuple[Path, Path, Path]:
+def check_result_outputs(out_json: str | Path, option: str = "-o") -> tuple[Path, Path, Path]:
+    """The three paths :func:`write_result_files` writes, refused before any work if one may not be replaced."""
+    out_json = Path(out_json)
+    case_csv, summary_csv = companion_paths(out_json)
+    return (check_replaceable(out_json, RESULT_JSON, option), check_replaceable(case_csv, CASES_CSV, option),
+            check_replaceable(summary_csv, SUMMARY_CSV, option))
+
+
+def write_result_files(result: Mapping, out_json: str | Path, option: str = "-o") -> tuple[Path, Path, Path]:
     """Write ``out_json`` and its two CSV companions; return the three paths.
 
-    The per-case CSV has one row per case and class (``case, label, name, dice, hd, hd95, status,
-    gt_voxels, pred_voxels``); the summary CSV one row per class with mean, std and the status counts.
+    The JSON starts with ``"format": "nnunet-lossplug evaluate result"``. The per-case CSV has one row per
+    case and class (``case, label, name, dice, hd, hd95, status, gt_voxels, pred_voxels``); the summary CSV one
+    row per class with mean, std and the status counts. Nothing is written unless all three paths may be
+    written (:func:`check_result_outputs`).
     """
-    out_json = Path(out_json)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(to_json_compatible(result), indent=2, allow_nan=False) + "\n")
-    case_csv, summary_csv = companion_paths(out_json)
+    out_json, case_csv, summary_csv = check_result_outputs(out_json, option)
     names = result.get("label_names", {})
 
-    columns = ["case", "label", "name", *METRICS, "status", "gt_voxels", "pred_voxels"]
-    with case_csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for case, per_class in result["cases"].items():
-            for label, entry in per_class.items():
-                writer.writerow(
-                    [case, label, names.get(label, ""), *(_csv_number(entry[m]) for m in METRICS),
-                     entry.get("status", ""), entry.get("gt_voxels", ""), entry.get("pred_voxels", "")]
-                )
-
-    classes = result["summary"]["classes"]
-    with summary_csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["label", "name", "n_cases"]
-            + [f"{m}_{s}" for m in METRICS for s in ("mean", "std", "median", "n")]
-            + ["both_present", "both_empty", "missed", "spurious", "gt_voxel_percent"]
-        )
-        for label, stats in classes.items():
-            counts = stats["status_counts"]
+    cases_text = io.StringIO(newline="")
+    writer = csv.writer(cases_text)
+    writer.writerow(CASE_COLUMNS)
+    for case, per_class in result["cases"].items():
+        for label, entry in per_class.items():
             writer.writerow(
-                [label, names.get(label, ""), result["summary"]["n_cases"]]
-                + [_csv_number(stats[m][s]) for m in METRICS for s in ("mean", "std", "median", "n")]
-                + [counts["both_present"], counts["both_empty"], counts["missed"], counts["spurious"],
-                   _csv_number(stats["gt_voxel_percent"])]
+                [case, label, names.get(label, ""), *(_csv_number(entry[m]) for m in METRICS),
+                 entry.get("status", ""), entry.get("gt_voxels", ""), entry.get("pred_voxels", "")]
             )
+
+    summary_text = io.StringIO(newline="")
+    writer = csv.writer(summary_text)
+    writer.writerow(SUMMARY_COLUMNS)
+    for label, stats in result["summary"]["classes"].items():
+        counts = stats["status_counts"]
+        writer.writerow(
+            [label, names.get(label, ""), result["summary"]["n_cases"]]
+            + [_csv_number(stats[m][s]) for m in METRICS for s in ("mean", "std", "median", "n")]
+            + [counts["both_present"], counts["both_empty"], counts["missed"], counts["spurious"],
+               _csv_number(stats["gt_voxel_percent"])]
+        )
+    payload = {"format": EVALUATE_FORMAT, **{k: v for k, v in result.items() if k != "format"}}
+    write_text_output(out_json, RESULT_JSON, json.dumps(to_json_compatible(payload), indent=2, allow_nan=False)
+                      + "\n", option)
+    write_text_output(case_csv, CASES_CSV, cases_text.getvalue(), option)
+    write_text_output(summary_csv, SUMMARY_CSV, summary_text.getvalue(), option)
     return out_json, case_csv, summary_csv
 
 

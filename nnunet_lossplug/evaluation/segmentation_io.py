@@ -81,16 +81,44 @@ def infer_file_ending(folder: str | Path) -> str:
     return counts.most_common(1)[0][0]
 
 
+#: endings under which ITK's NIfTI/Analyze reader looks for a file: asked for ``x.nii.gz`` it opens ``x.nii`` when
+#: both exist (and the reverse), in any letter case
+ITK_SIBLING_ENDINGS: tuple[str, ...] = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
+
+
 def list_cases(folder: str | Path, file_ending: str) -> dict[str, Path]:
-    """Map case identifier (file name without ``file_ending``) -> path, for the files of ``folder``."""
+    """Map case identifier (file name without ``file_ending``) -> path, for the files of ``folder``.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a directory.
+        ValueError: a case name has more than one readable file (``x.nii`` beside ``x.nii.gz``, or
+            ``x.NII.GZ`` beside ``x.nii.gz``): a reader may open either one, so the case's score would
+            depend on which; both files are named.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"Folder {folder} does not exist or is not a directory.")
-    return {
-        p.name[: -len(file_ending)]: p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name.lower().endswith(file_ending.lower())
-    }
+    endings = sorted({*_known_file_endings(), *ITK_SIBLING_ENDINGS, file_ending.lower()}, key=len, reverse=True)
+    files_by_stem: dict[str, list[Path]] = {}
+    cases: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        ending = _ending_of(path.name, endings)
+        if ending is not None:
+            files_by_stem.setdefault(path.name[: -len(ending)], []).append(path)
+        if path.name.lower().endswith(file_ending.lower()):
+            cases[path.name[: -len(file_ending)]] = path
+    for case in cases:
+        files = files_by_stem.get(case, [])
+        if len(files) > 1:
+            raise ValueError(
+                f"case {case}: {folder} holds {len(files)} files for one case name: "
+                f"{' and '.join(str(f) for f in files)}; a reader may open either one (ITK opens {case}.nii "
+                f"when asked for {case}.nii.gz), so the score would not say which was evaluated. Keep one file "
+                "per case name in the folder (move the other away)."
+            )
+    return cases
 
 
 def pair_case_files(

@@ -53,7 +53,7 @@ def summarize_cases(
         cases: ``{case_id: {str(label): {"dice", "hd", "hd95", "status", ...}}}``.
         labels: the class labels to summarise.
         case_info: optional ``{case_id: {"shape": [...]}}``; with it and the ``gt_voxels`` entries, the
-            share of ground-truth voxels of each class is reported as in the headers of paper 002's
+            share of ground-truth voxels of each class is reported as in the headers of Valverde & Tohka 2022,
             Tables 2–4.
 
     Returns:

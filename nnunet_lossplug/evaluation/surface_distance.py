@@ -1,6 +1,6 @@
 """Hausdorff distance and its 95th percentile in millimetres between two non-empty binary masks.
 
-Definition (paper 002, eq. 7): ``HD(A, B) = max( max_{a ∈ ∂A} min_{b ∈ ∂B} ||a − b||,
+Definition (Valverde & Tohka 2022, eq. 7): ``HD(A, B) = max( max_{a ∈ ∂A} min_{b ∈ ∂B} ||a − b||,
 max_{b ∈ ∂B} min_{a ∈ ∂A} ||a − b|| )`` where ``∂A`` and ``∂B`` are the *boundary voxels* of the two
 masks and ``||·||`` is the Euclidean distance between voxel centres scaled by the voxel spacing (mm).
 The distance is symmetric: the maximum of both directed distances.
@@ -92,7 +92,7 @@ def hausdorff_distances_mm(
     """Symmetric Hausdorff distance and its ``percentile``-th robust version, in the unit of ``spacing``.
 
     ``HD = max(h(∂A, ∂B), h(∂B, ∂A))`` with ``h(X, Y) = max_{x∈X} min_{y∈Y} ||x − y||`` over boundary
-    voxels (paper 002, eq. 7); ``HD_p = max(P_p(d(∂A → ∂B)), P_p(d(∂B → ∂A)))``. See the module
+    voxels (Valverde & Tohka 2022, eq. 7); ``HD_p = max(P_p(d(∂A → ∂B)), P_p(d(∂B → ∂A)))``. See the module
     docstring for the boundary definition and why MONAI computes it.
 
     Args:

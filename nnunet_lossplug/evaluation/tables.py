@@ -1,8 +1,8 @@
-"""Plain-text tables in the layout of paper 002's Tables 2–4: one row per method, per class Dice and HD.
+"""Plain-text tables in the layout of Valverde & Tohka 2022, Tables 2–4: one row per method, per class Dice and HD.
 
 Example (``format_class_table``)::
 
-                   RV (1.21 %)                    MYO (1.30 %)
+                   RV: 1.21 %                     MYO: 1.3 %
     Method         Dice           HD (mm)         Dice           HD (mm)
     RRW            0.900 ± 0.090  14.58 ± 11.03   0.900 ± 0.030  9.01 ± 7.62
     Dice           0.870 ± 0.090* 16.23 ± 10.44   ...
@@ -27,10 +27,13 @@ def mean_std_text(mean: float, std: float, decimals: int) -> str:
 
 
 def class_header(label: str, label_names: Mapping[str, str], voxel_percent: float | None = None) -> str:
-    """``"RV"`` / ``"label 1"``, with the ground-truth voxel share in brackets when known."""
+    """``"RV"`` / ``"label 1"``, with the class's share of all ground-truth voxels when known (``"RV: 1.21 %"``).
+
+    The share is printed with three significant digits (``10.7 %``, ``1.21 %``, ``0.0532 %``).
+    """
     name = label_names.get(str(label)) or f"label {label}"
     if voxel_percent is not None and math.isfinite(voxel_percent):
-        return f"{name} ({voxel_percent:.2f} %)"
+        return f"{name}: {voxel_percent:.3g} %"
     return name
 
 

@@ -22,7 +22,7 @@ register_map_kind(
     summary="RRW exactly as the Region-wise loss reference code computes it, artefacts included")
 register_map_kind(
     "boundary", boundary_map, encoding=UnsignedDistance(), region_encoding=UnsignedDistance(), rectified=False,
-    summary="signed distance, -d inside and +d outside, not rectified (Valverde & Tohka 2022, eq. 3)")
+    unit="mm", summary="signed distance, -d inside and +d outside, not rectified (Valverde & Tohka 2022, eq. 3)")
 register_map_kind(
     "ac", ac_map, encoding=FromSegmentation(0.0, 1.0), region_encoding=FromSegmentation(0.0, 1.0), rectified=True,
     summary="Active Contour map 1 - y (Valverde & Tohka 2022, Prop. 1)")
@@ -31,5 +31,5 @@ register_map_kind(
     rectified=True, summary="Cao's map 1 - 2y (Valverde & Tohka 2022, Prop. 4)")
 register_map_kind(
     "distance", distance_to_boundary, encoding=ComputedValues(minimum=0.0), region_encoding=ComputedValues(minimum=0.0),
-    rectified=False,
+    rectified=False, unit="mm",
     summary="unsigned distance to each class boundary, for the one-sided Hausdorff loss (not an RW map)")

@@ -65,6 +65,8 @@ class MapKind:
             voxel, Valverde & Tohka 2022, Sec. 3.4), ``False`` if it is known not to be or is no RW map at all
             (the trainer's start-up check is then skipped), ``None`` if unknown (the check decides).
         summary: one line for the command-line help.
+        unit: the unit of the map's values where they are physical (``"mm"`` for distances), else ``""``;
+            drawn on colour bars (``nnunet-lossplug show-maps``).
 
     The values depend on ``name``, ``fn`` and ``params`` alone, which make :meth:`identity`; the codec that
     stores them adds how they are stored to its own cache key.
@@ -77,6 +79,7 @@ class MapKind:
     region_encoding: MapEncoding | None = None
     rectified: bool | None = None
     summary: str = ""
+    unit: str = ""
 
     def compute(
         self,
@@ -147,7 +150,7 @@ class MapKind:
 
     def traits(self) -> tuple[MapEncoding, MapEncoding | None, bool | None, str]:
         """What the registration declares besides the function and parameters (compared on re-registration)."""
-        return self.encoding, self.region_encoding, self.rectified, self.summary
+        return self.encoding, self.region_encoding, self.rectified, self.summary, self.unit
 
 
 def _check_call(name: str, fn: MapFunction, params: dict[str, Any]) -> None:
@@ -176,6 +179,7 @@ def register_map_kind(
     region_encoding: MapEncoding | None = None,
     rectified: bool | None = None,
     summary: str = "",
+    unit: str = "",
     **params: Any,
 ) -> MapKind:
     """Register ``fn`` with bound ``params`` under ``name`` and return the :class:`MapKind`.
@@ -184,7 +188,7 @@ def register_map_kind(
     ``(num_classes, *labels.shape)``. The call signature is checked now, so a misspelt parameter fails at
     registration. ``encoding`` (default :class:`~nnunet_lossplug.maps.encodings.ComputedValues`: the values as
     computed), ``region_encoding`` (default ``None``: not available on region-based datasets), ``rectified`` and
-    ``summary`` are described in :class:`MapKind`; these four names cannot be parameters of ``fn``.
+    ``summary`` and ``unit`` are described in :class:`MapKind`; these five names cannot be parameters of ``fn``.
     Registering the same name again with an identical definition is a no-op; a different definition under a
     taken name raises ``ValueError`` (call :func:`unregister_map_kind` first to replace it).
     """
@@ -199,12 +203,13 @@ def register_map_kind(
         if value is not None and not isinstance(value, MapEncoding):
             raise ValueError(f"map kind {name!r}: {label} must be an encoding of nnunet_lossplug.maps.encodings; "
                              f"got {value!r}.")
-    if rectified not in (True, False, None) or not isinstance(summary, str) or "\n" in summary:
-        raise ValueError(f"map kind {name!r}: rectified must be True, False or None and summary one line of text; "
-                         f"got rectified={rectified!r}, summary={summary!r}.")
+    if (rectified not in (True, False, None) or not isinstance(summary, str) or "\n" in summary
+            or not isinstance(unit, str) or "\n" in unit):
+        raise ValueError(f"map kind {name!r}: rectified must be True, False or None, and summary and unit one line "
+                         f"of text; got rectified={rectified!r}, summary={summary!r}, unit={unit!r}.")
     _check_call(name, fn, params)
     kind = MapKind(name=name, fn=fn, params=dict(params), encoding=encoding, region_encoding=region_encoding,
-                   rectified=rectified, summary=summary)
+                   rectified=rectified, summary=summary, unit=unit)
     existing = _REGISTRY.get(name)
     if existing is not None and (existing.identity(), existing.traits()) != (kind.identity(), kind.traits()):
         raise ValueError(

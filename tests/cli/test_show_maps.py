@@ -4,7 +4,8 @@ The expected values are rebuilt here from the files alone: the cache's ``.npy`` 
 segmentation read with blosc2, and the codec's documented formula (RRW: ``z_k = q - 1`` inside class k,
 1 elsewhere; RW-Boundary: ``-|D_k|`` inside, ``+|D_k|`` outside), not by calling the code under test.
 On a region-based and an ignore-label dataset (preprocessed by nnU-Net) the map is the dataset's codec's decode of
-the cache with the target nnU-Net's own transforms build, and the map kind's numpy map (SPEC §4) within float16.
+the cache with the target nnU-Net's own transforms build, and the map kind's numpy map
+(docs/conventions.md#regions) within float16.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from helpers.nnunet_runs import DATASET_ID, PreprocessedDataset, run_cli
 from nnunet_lossplug.cli import main, show_maps
 from nnunet_lossplug.maps import compute_with_ignore, region_maps
 from nnunet_lossplug.nnunet.codecs import IgnoreLabelCodec, RegionCodec, dataset_codec
-from nnunet_lossplug.nnunet.map_cache.case_view import read_case_maps
+from nnunet_lossplug.nnunet.map_cache.case_view import CaseMaps, read_case_maps
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
 NUM_CLASSES = 4
@@ -45,7 +46,7 @@ def _expected(kind: str, cache_folder: str, data_folder, identifier: str):
 @pytest.mark.parametrize("kind, verdict", [("rrw", "(rectified)"), ("boundary", "NOT rectified")])
 def test_plotted_arrays_are_the_cached_decoded_map(preprocessed_dataset, kind, verdict):
     identifier = "heart_001"
-    fig, maps, _ = show_maps.render(str(DATASET_ID), "2d", kind=kind, case=identifier, slices=3)
+    fig, maps, _, _ = show_maps.render(str(DATASET_ID), "2d", kind=kind, case=identifier, slices=3)
     data_folder = preprocessed_dataset.preprocessed_folder / "nnUNetPlans_2d"
     image, seg, z = _expected(kind, maps.cache_folder, data_folder, identifier)
     axes = np.array(fig.axes[:-1]).reshape(-1, 2 + NUM_CLASSES)  # the last axes is the colour bar
@@ -78,6 +79,76 @@ def test_bad_case_or_kind_is_one_line_naming_it(preprocessed_dataset, tmp_path, 
     assert not (tmp_path / "x.png").exists()
 
 
+def test_a_dataset_of_255_classes_draws_eight_maps_unless_classes_chooses_others():
+    """255 classes gave a 59 190-pixel-wide PNG; now the first 8 classes, a line naming the rest, and --classes."""
+    rng = np.random.default_rng(0)
+    labels = (np.arange(2 * 16 * 16) % 255).reshape(2, 16, 16).astype(np.int16)  # every label present
+    case = CaseMaps("many", rng.normal(size=(1, 2, 16, 16)).astype(np.float32), labels,
+                    rng.uniform(-1, 1, size=(255, 2, 16, 16)).astype(np.float32), (1.0, 1.0, 1.0), "cache")
+    names = {0: "background", **{k: f"organ{k}" for k in range(1, 255)}}
+    chosen, note = show_maps.choose_classes(list(range(255)), None)
+    assert chosen == list(range(8))
+    assert note == ("drawing the maps of classes 0-7 of 0-254 (the first 8); choose others with --classes, "
+                    "e.g. --classes 254")
+    fig = show_maps.draw(case, [names[k] for k in range(255)], "rrw", 0.0, [0, 1], chosen, names)
+    assert fig.get_size_inches()[0] * 100 < 2500  # pixels at the command's 100 dpi
+    assert [ax.get_title() for ax in fig.axes[2:10]] == [f"z: class {k} ({names[k]})" for k in range(8)]
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)  # under the labels panel
+    key = [text.get_text() for text in legend.get_texts()]
+    assert key[:3] == ["0 background", "1 organ1", "2 organ2"] and key[-1] == "247 other labels"
+    plt.close(fig)
+    picked = show_maps.parse_classes(["200", "3-4"])
+    assert picked == [3, 4, 200] and show_maps.choose_classes(list(range(255)), picked) == (picked, None)
+    fig = show_maps.draw(case, [names[k] for k in range(255)], "rrw", 0.0, [0], picked, names)
+    assert [ax.get_title() for ax in fig.axes[2:5]] == ["z: class 3 (organ3)", "z: class 4 (organ4)",
+                                                        "z: class 200 (organ200)"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"--classes 300: no such class \(this dataset has 0-254\)"):
+        show_maps.choose_classes(list(range(255)), [300])
+    assert show_maps.choose_classes(list(range(1, 11)), None, "region", 4) == (
+        [1, 2, 3, 4], "drawing the maps of regions 1-4 of 1-10 (the first 4); choose others with --classes, "
+                      "e.g. --classes 10")
+
+
+def test_distance_maps_get_a_colour_bar_in_mm_with_even_ticks():
+    assert show_maps.even_ticks(-41.3, 52.0) == [-40.0, -20.0, 0.0, 20.0, 40.0]
+    rng = np.random.default_rng(1)
+    labels = np.zeros((1, 8, 8), np.int16)
+    labels[0, 2:5, 2:5] = 1
+    case = CaseMaps("one", rng.normal(size=(1, 1, 8, 8)).astype(np.float32), labels,
+                    np.stack([np.full((1, 8, 8), -3.0), np.linspace(-7.0, 23.0, 64).reshape(1, 8, 8)]).astype(
+                        np.float32), (1.0, 1.0, 1.0), "cache")
+    fig = show_maps.draw(case, ["background", "organ"], "boundary", 1.0, [0])
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == "map value in mm (negative: own class)"
+    assert list(bar.get_yticks()) == [-6.0, -4.0, -2.0, 0.0, 10.0, 20.0]  # even steps on each side of 0
+    plt.close(fig)
+
+
+def test_show_maps_output_and_classes_option(preprocessed_dataset, tmp_path, capsys):
+    """--classes picks the columns; -o replaces only a PNG show-maps drew, never a link or another picture."""
+    out = tmp_path / "maps.png"
+    common = ["show-maps", "-d", str(DATASET_ID), "-c", "2d", "--case", "heart_002"]
+    for _ in range(2):  # the second run replaces the first run's picture
+        assert main([*common, "--classes", "2", "-o", str(out)]) == 0
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.info["Software"] == "nnunet-lossplug show-maps"
+    capsys.readouterr()
+    assert main([*common, "--classes", "9", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--classes 9: no such class (this dataset has 0-3)" in capsys.readouterr().err
+    plt.figure().savefig(tmp_path / "mine.png")
+    (tmp_path / "link.png").symlink_to(out)
+    mine, drawn = (tmp_path / "mine.png").read_bytes(), out.read_bytes()
+    for name, needle in (("mine.png", "is not an earlier image drawn by `nnunet-lossplug show-maps`"),
+                         ("link.png", "is a symbolic link")):
+        assert main([*common, "-o", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "mine.png").read_bytes() == mine and out.read_bytes() == drawn
+
+
 def test_maps_is_the_option_of_precompute_and_show_maps_and_kind_stays_hidden():
     from nnunet_lossplug.cli import build_parser
 
@@ -89,14 +160,15 @@ def test_maps_is_the_option_of_precompute_and_show_maps_and_kind_stays_hidden():
 
 def test_labels_of_the_dataset_name_the_map_columns(preprocessed_dataset):
     labels = json.loads((preprocessed_dataset.raw_folder / "dataset.json").read_text())["labels"]
-    fig, _, _ = show_maps.render(str(DATASET_ID), "2d", kind="rrw", case="heart_001", slices=1)
+    fig, _, _, _ = show_maps.render(str(DATASET_ID), "2d", kind="rrw", case="heart_001", slices=1)
     titles = [ax.get_title() for ax in fig.axes[2:2 + NUM_CLASSES]]
     assert titles == [f"z: class {v} ({k})" for k, v in sorted(labels.items(), key=lambda item: item[1])]
     plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# region-based and ignore-label datasets: the map training uses (SPEC §4), from nnU-Net-preprocessed data
+# region-based and ignore-label datasets: the map training uses (docs/conventions.md#regions), from
+# nnU-Net-preprocessed data
 REGIONS = ((1, 2, 3), (2, 3), (3,))  # dataset.json of test_integration_regions_ignore: whole, core, enhancing
 IGNORE = 4
 LABEL_DATASETS = {"regions": (988, True, False), "ignore": (989, False, True)}  # ids no other test uses
@@ -163,7 +235,7 @@ def test_map_is_the_datasets_codec_decode_of_the_cache(label_dataset, kind):
 def test_columns_are_each_regions_or_classs_map_with_its_dataset_name(label_dataset):
     setup, dataset = label_dataset
     labels = json.loads((dataset.raw_folder / "dataset.json").read_text())["labels"]
-    fig, maps, fraction = show_maps.render(str(dataset.dataset_id), "2d", kind="rrw", slices=2)
+    fig, maps, fraction, _ = show_maps.render(str(dataset.dataset_id), "2d", kind="rrw", slices=2)
     if setup == "regions":
         names = {tuple(np.atleast_1d(v).tolist()): k for k, v in labels.items()}
         columns = [column for i, r in enumerate(REGIONS)

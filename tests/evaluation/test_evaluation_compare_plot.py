@@ -12,6 +12,7 @@ import pytest
 
 from nnunet_lossplug.cli import compare as compare_cli
 from nnunet_lossplug.cli import plot as plot_cli
+from nnunet_lossplug.cli.errors import run_subcommand
 from nnunet_lossplug.evaluation.compare_results import compare_results, format_comparison_table
 from nnunet_lossplug.evaluation.plots import plot_results
 from nnunet_lossplug.evaluation.result_io import display_name, load_result
@@ -69,7 +70,7 @@ def _run(module, argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     module.register(parser.add_subparsers())
     args = parser.parse_args(argv)
-    return args.func(args)
+    return run_subcommand(argv[0], args.func, args)  # as the command runs it: a user error is rc 2
 
 
 def _many_cases(offset: float, n: int = 20, seed: int = 0) -> dict:

@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 
 from nnunet_lossplug.cli import evaluate as evaluate_cli
+from nnunet_lossplug.cli.errors import run_subcommand
 from nnunet_lossplug.evaluation.evaluate_folders import evaluate_folders
 from nnunet_lossplug.evaluation.result_io import load_result
 
@@ -79,10 +80,13 @@ def test_parallel_and_serial_runs_agree(folders) -> None:
     assert parallel["cases"] == serial["cases"]
 
 
-def test_labels_absent_everywhere_are_scored_both_empty_and_nan_convention(folders) -> None:
+def test_declared_labels_absent_everywhere_are_scored_both_empty_and_nan_convention(folders, tmp_path) -> None:
     gt_dir, pred_dir = folders
+    dataset_json = tmp_path / "dataset.json"  # class 3 exists in the dataset; these cases just lack it
+    dataset_json.write_text(json.dumps({"labels": {"background": 0, "RV": 1, "MYO": 2, "LV": 3},
+                                        "file_ending": ".nii.gz"}))
     result = evaluate_folders(gt_dir, pred_dir, labels=[1, 2, 3], num_processes=1, progress=False,
-                              empty_hd="nan")
+                              empty_hd="nan", dataset_json=dataset_json)
     assert all(per_case["3"]["status"] == "both_empty" for per_case in result["cases"].values())
     assert math.isnan(result["cases"]["case_missed"]["2"]["hd"])
     hd_stats = result["summary"]["classes"]["2"]["hd"]
@@ -115,7 +119,7 @@ def _run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     evaluate_cli.register(parser.add_subparsers())
     args = parser.parse_args(argv)
-    return args.func(args)
+    return run_subcommand(argv[0], args.func, args)  # as the command runs it: a user error is rc 2
 
 
 def test_cli_writes_json_and_csv_and_prints_table(folders, tmp_path: Path, capsys) -> None:
@@ -129,6 +133,9 @@ def test_cli_writes_json_and_csv_and_prints_table(folders, tmp_path: Path, capsy
     assert code == 0
     printed = capsys.readouterr().out
     assert "RV" in printed and "MYO" in printed and "HD (mm)" in printed and "1 missed" in printed
+    assert "% = the class's share of all voxels of the ground-truth images" in printed
+    assert "RV: 10.7 %" in printed  # 3 x 90 of 3 x 840 voxels, three significant digits
+    assert "((" not in printed and "))" not in printed  # no nested parentheses in the header
 
     raw = json.loads(out.read_text())  # strict JSON: no NaN tokens
     assert set(raw["cases"]) == {"case_x", "case_z", "case_missed"}
@@ -141,6 +148,12 @@ def test_cli_writes_json_and_csv_and_prints_table(folders, tmp_path: Path, capsy
     summary_rows = list(csv.DictReader((tmp_path / "out" / "RESULT_summary.csv").open()))
     assert [r["label"] for r in summary_rows] == ["1", "2"]
     assert summary_rows[1]["missed"] == "1"
+
+    # a result written before the "format" marker existed is still recognised as evaluate's and replaced
+    legacy = {k: v for k, v in raw.items() if k != "format"}
+    out.write_text(json.dumps(legacy))
+    assert _run_cli(["evaluate", str(gt_dir), str(pred_dir), "-o", str(out), "-np", "1", "--no-progress"]) == 0
+    assert json.loads(out.read_text())["format"] == "nnunet-lossplug evaluate result"
 
 
 def test_cli_labels_option_and_error_exit_code(folders, tmp_path: Path, capsys) -> None:

@@ -120,7 +120,7 @@ def test_class_table_layout_like_paper_table_2() -> None:
         voxel_percent={"1": 1.21},
     )
     lines = text.splitlines()
-    assert lines[0].strip() == "RV (1.21 %)"
+    assert lines[0].strip() == "RV: 1.21 %"
     assert lines[1].split() == ["Method", "Dice", "HD", "(mm)"]
     assert "0.900 ± 0.090" in lines[3] and "14.58 ± 11.03" in lines[3]
     assert "0.870 ± 0.090*" in lines[4]

@@ -91,3 +91,14 @@ def test_no_pairs_and_bad_input() -> None:
         paired_permutation_test(np.array([1.0, math.nan]), np.ones(2))
     with pytest.raises(ValueError, match="n_permutations"):
         paired_permutation_test(np.ones(3), np.ones(3), n_permutations=0)
+
+
+@pytest.mark.parametrize("n_pairs", [1, 3, 5, 6, 8])
+def test_smallest_p_value_is_what_the_test_returns_for_the_clearest_difference(n_pairs: int) -> None:
+    from nnunet_lossplug.evaluation.permutation_test import smallest_p_value
+
+    a = np.linspace(0.9, 0.95, n_pairs)  # every case better by a different margin: the most extreme labelling
+    test = paired_permutation_test(a, a - np.linspace(0.1, 0.3, n_pairs))
+    assert test.exact and test.p_value == pytest.approx(smallest_p_value(n_pairs)) == pytest.approx(2 / 2**n_pairs)
+    assert (smallest_p_value(n_pairs) < 0.05) == (n_pairs >= 6)
+    assert smallest_p_value(20, 999) == pytest.approx(1 / 1000)  # random sign flips: (1 + 0) / (R + 1)

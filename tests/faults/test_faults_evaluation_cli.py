@@ -1,4 +1,4 @@
-"""Fault round 3 (issue 21) on the evaluation commands and the trainer names, with real files and processes.
+"""Faults of the evaluation commands and the trainer names, with real files and processes.
 
 Each test runs the installed ``nnunet-lossplug`` command in a subprocess on NIfTI files written with SimpleITK
 (or on real trainer files written by ``new-trainer``) and checks what the user sees: a refusal is one line on
@@ -226,3 +226,161 @@ def test_trainers_flags_nothing_without_duplicates(tmp_path: Path) -> None:
     listing = _run(["trainers"], tmp_path, nnUNet_extTrainer=str(tmp_path / "mine"))
     assert listing.returncode == 0 and "nnUNetTrainerFaultSingle" in listing.stdout
     assert "warning" not in listing.stdout + listing.stderr
+
+
+# ------------------------------------------------------------------------ -o never destroys a file it did not make
+def _two_results(tmp_path: Path) -> None:
+    """``pred.json`` and ``other.json``: evaluate results of one prediction folder against ``gt``."""
+    _write(tmp_path / "pred" / "c1.nii.gz", np.roll(_ground_truth(), 1, axis=0))
+    _write(tmp_path / "pred" / "c2.nii.gz", _ground_truth())
+    for name in ("pred", "other"):
+        result = _run(["evaluate", "gt", "pred", "-np", "1", "--no-progress", "-o", f"{name}.json"], tmp_path)
+        assert result.returncode == 0, result.stderr
+
+
+def test_evaluate_refuses_to_overwrite_an_evaluated_file(ground_truth: Path) -> None:
+    tmp_path = ground_truth
+    _write(tmp_path / "pred" / "c1.nii.gz", _ground_truth())
+    _write(tmp_path / "pred" / "c2.nii.gz", _ground_truth())
+    before = (tmp_path / "gt" / "c1.nii.gz").read_bytes()
+    line = _refused(_evaluate(tmp_path, "pred", "-o", "gt/c1.nii.gz"), "evaluate")
+    assert "-o gt/c1.nii.gz exists and is not an earlier result JSON of `nnunet-lossplug evaluate`" in line
+    assert (tmp_path / "gt" / "c1.nii.gz").read_bytes() == before
+    assert not (tmp_path / "gt" / "c1.nii.gz.csv").exists()
+    (tmp_path / "mine.csv").write_text("my own table\n")  # a companion CSV of -o mine.json is the user's
+    line = _refused(_evaluate(tmp_path, "pred", "-o", "mine.json"), "evaluate")
+    assert "-o mine.csv exists and is not an earlier per-case CSV of `nnunet-lossplug evaluate`" in line
+    assert (tmp_path / "mine.csv").read_text() == "my own table\n" and not (tmp_path / "mine.json").exists()
+    for _ in range(2):  # its own earlier result (and CSVs) is replaced
+        assert _evaluate(tmp_path, "pred", "-o", "again.json").returncode == 0
+    assert json.loads((tmp_path / "again.json").read_text())["format"] == "nnunet-lossplug evaluate result"
+
+
+def _hand_made_results(tmp_path: Path) -> None:
+    """``pred.json`` and ``other.json`` shaped like evaluate's results, without running it."""
+    for name, dice in (("pred", 0.8), ("other", 0.7)):
+        cases = {f"c{i}": {"1": {"dice": dice + i / 100, "hd": 2.0, "hd95": 1.0}} for i in range(4)}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"cases": cases}))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "compare", "plot"])
+def test_no_output_is_written_through_a_symbolic_link(ground_truth: Path, command: str) -> None:
+    tmp_path = ground_truth
+    for case in ("c1", "c2"):
+        _write(tmp_path / "pred" / f"{case}.nii.gz", _ground_truth())
+    _hand_made_results(tmp_path)
+    target = tmp_path / "precious.txt"
+    target.write_text("years of results\n")
+    (tmp_path / "out.json").symlink_to(target)
+    (tmp_path / "out.png").symlink_to(target)
+    args = {"evaluate": ["evaluate", "gt", "pred", "-np", "1", "--no-progress", "-o", "out.json"],
+            "compare": ["compare", "pred.json", "other.json", "-o", "out.json"],
+            "plot": ["plot", "pred.json", "-o", "out.png"]}[command]
+    line = _refused(_run(args, tmp_path), command)
+    assert "is a symbolic link (to " in line and "never written through or replaced" in line
+    assert target.read_text() == "years of results\n"
+    assert (tmp_path / "out.json").is_symlink() and (tmp_path / "out.png").is_symlink()
+
+
+def test_each_command_replaces_only_its_own_kind_of_output(ground_truth: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tmp_path = ground_truth
+    _two_results(tmp_path)
+    evaluated = (tmp_path / "pred.json").read_bytes()
+    line = _refused(_run(["compare", "pred.json", "other.json", "-o", "pred.json"], tmp_path), "compare")
+    assert "not an earlier comparison JSON of `nnunet-lossplug compare`" in line
+    assert (tmp_path / "pred.json").read_bytes() == evaluated
+    for _ in range(2):
+        assert _run(["compare", "pred.json", "other.json", "-o", "cmp.json"], tmp_path).returncode == 0
+    assert json.loads((tmp_path / "cmp.json").read_text())["format"] == "nnunet-lossplug compare result"
+
+    plt.figure().savefig(tmp_path / "figure1.png")  # a picture of the user's own, drawn with matplotlib
+    figure = (tmp_path / "figure1.png").read_bytes()
+    line = _refused(_run(["plot", "pred.json", "-o", "figure1.png"], tmp_path), "plot")
+    assert "-o figure1.png exists and is not an earlier image drawn by `nnunet-lossplug plot`" in line
+    assert (tmp_path / "figure1.png").read_bytes() == figure
+    for _ in range(2):
+        assert _run(["plot", "pred.json", "-o", "box.png"], tmp_path).returncode == 0
+    line = _refused(_run(["evaluate", "gt", "pred", "-np", "1", "--no-progress", "-o", "box.png"], tmp_path),
+                    "evaluate")
+    assert "-o box.png exists and is not an earlier result JSON" in line
+
+
+# ------------------------------------------------------------------------ one case name, one file
+@pytest.mark.parametrize("folder, other", [("pred", "c1.nii"), ("pred", "c1.NII.GZ"), ("gt", "c1.nii")])
+def test_evaluate_refuses_two_files_for_one_case_name(ground_truth: Path, folder: str, other: str) -> None:
+    tmp_path = ground_truth
+    for case in ("c1", "c2"):
+        _write(tmp_path / "pred" / f"{case}.nii.gz", _ground_truth())  # a perfect prediction
+    empty = _write(tmp_path / "empty.nii.gz" if other.endswith(".GZ") else tmp_path / "empty.nii", np.zeros(SHAPE_ZYX))
+    empty.rename(tmp_path / folder / other)  # an empty file beside c1.nii.gz, which ITK may open instead
+    line = _refused(_evaluate(tmp_path, "pred"), "evaluate")
+    both = sorted([f"{folder}/c1.nii.gz", f"{folder}/{other}"])
+    assert f"case c1: {folder} holds 2 files for one case name: {both[0]} and {both[1]}" in line, line
+    assert not (tmp_path / "pred.json").exists()
+
+
+# ------------------------------------------------------------------------ a requested label that exists nowhere
+def test_evaluate_refuses_a_requested_label_that_does_not_exist(ground_truth: Path) -> None:
+    tmp_path = ground_truth
+    for case in ("c1", "c2"):
+        _write(tmp_path / "pred" / f"{case}.nii.gz", _ground_truth())
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"labels": {"background": 0, "RV": 1, "LV": 2}, "file_ending": ".nii.gz"}))
+    line = _refused(_evaluate(tmp_path, "pred", "--labels", "7", "--dataset-json", "dataset.json"), "evaluate")
+    assert "label 7 requested with -l/--labels is not declared in dataset.json (its class labels: 1 (RV), 2 (LV))" \
+        in line
+    line = _refused(_evaluate(tmp_path, "pred", "--labels", "2", "7"), "evaluate")
+    assert "label 7 requested with -l/--labels is in no ground truth of gt and no prediction of pred (2 cases; " \
+           "labels found: 1, 2)" in line
+    assert not (tmp_path / "pred.json").exists()
+    assert _evaluate(tmp_path, "pred", "--labels", "2").returncode == 0
+
+
+# ------------------------------------------------------------------------ compare: one ground truth, one label set
+def test_compare_refuses_results_of_another_ground_truth_or_label_set(ground_truth: Path) -> None:
+    tmp_path = ground_truth
+    _two_results(tmp_path)
+    other_gt = _ground_truth()
+    other_gt[2, 2:8, 2:4] = 0  # another annotation of case c1
+    _write(tmp_path / "gt2" / "c1.nii.gz", other_gt)
+    _write(tmp_path / "gt2" / "c2.nii.gz", _ground_truth())
+    assert _run(["evaluate", "gt2", "pred", "-np", "1", "--no-progress", "-o", "gt2.json"], tmp_path).returncode == 0
+    line = _refused(_run(["compare", "pred.json", "gt2.json"], tmp_path), "compare")
+    assert "the ground truth of 1 of 2 paired cases differs (e.g. c1): pred was scored against " \
+           f"{tmp_path / 'gt'}, gt2 against {tmp_path / 'gt2'}" in line
+    allowed = _run(["compare", "pred.json", "gt2.json", "--allow-different-ground-truth"], tmp_path)
+    assert allowed.returncode == 0 and allowed.stdout.startswith("warning: the ground truth of 1 of 2")
+
+    import shutil  # the same ground truth in another folder (another machine) is the same ground truth
+
+    shutil.copytree(tmp_path / "gt", tmp_path / "copy")
+    assert _run(["evaluate", "copy", "pred", "-np", "1", "--no-progress", "-o", "copy.json"], tmp_path).returncode == 0
+    same = _run(["compare", "pred.json", "copy.json"], tmp_path)
+    assert same.returncode == 0 and "warning" not in same.stdout, same.stderr
+
+    assert _run(["evaluate", "gt", "pred", "-np", "1", "--no-progress", "-l", "1", "-o", "one.json"],
+                tmp_path).returncode == 0
+    line = _refused(_run(["compare", "pred.json", "one.json"], tmp_path), "compare")
+    assert "pred scored labels {1, 2}, one labels {1}" in line
+
+
+def test_compare_says_when_no_difference_can_be_significant(tmp_path: Path) -> None:
+    def result(dice: float) -> dict:
+        return {"cases": {f"c{i}": {"1": {"dice": dice + i / 100, "hd": 1.0, "hd95": 1.0}} for i in range(3)}}
+
+    (tmp_path / "a.json").write_text(json.dumps(result(0.9)))
+    (tmp_path / "b.json").write_text(json.dumps(result(0.5)))
+    printed = _run(["compare", "a.json", "b.json"], tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert "with 3 pairs the smallest reachable p is 0.25: no difference can be significant at 0.05; use more " \
+           "cases or seeds" in printed.stdout
+    assert "smallest reachable p 0.25" in printed.stdout
+    assert "0.2500 (exact)" in printed.stdout  # the largest possible difference, every case one way
+    many = _run(["compare", "a.json", "b.json", "-n", "4"], tmp_path)  # 2^3 > 4: random sign flips
+    assert "with 3 pairs and 4 random sign flips the smallest reachable p is 0.2: no difference can be " \
+           "significant at 0.05; raise -n above 20" in many.stdout
