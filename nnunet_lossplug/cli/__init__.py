@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("env", "demo", "precompute", "trainers", "new_trainer", "evaluate", "compare", "plot",
+SUBCOMMAND_MODULES = ("env", "demo", "precompute", "cache", "trainers", "new_trainer", "evaluate", "compare", "plot",
                       "show_maps")
 
 

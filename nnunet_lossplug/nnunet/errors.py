@@ -4,12 +4,14 @@ Each is raised with one line that names the problem and the fix (the command lin
 with ``--debug`` or ``NNUNET_LOSSPLUG_DEBUG=1``). This module imports nothing of the package, so every room
 of :mod:`nnunet_lossplug.nnunet` may import it.
 
-- Dataset set-up: :class:`UnsupportedDatasetError`.
+- Dataset set-up: :class:`UnsupportedDatasetError`, :class:`PreprocessedCaseMissingError`.
 - Maps: :class:`MapNotRectifiedError`.
-- Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`;
+- Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`,
+  :class:`ForeignFileError`;
   :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
 - Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
 - Fine-tuning: :class:`PretrainedWeightsError`; the cascade: :class:`PreviousStageMissingError`.
+- Files a user may have received: :class:`UntrustedFileError` (a pickle naming code), :class:`CheckpointError`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class WorkerDiedError(MapCacheError):
 
 class CacheNotWritableError(MapCacheError, PermissionError):
     """The cache is incomplete and this user cannot write its folder."""
+
+
+class ForeignFileError(MapCacheError):
+    """An entry where the cache keeps its files that the plugin did not make: a symbolic link, a device, a folder
+    where a file belongs. It is never opened, written through, replaced or removed."""
 
 
 class BuildInterrupted(KeyboardInterrupt):
@@ -62,5 +69,18 @@ class PretrainedWeightsError(ValueError):
     """A ``-pretrained_weights`` checkpoint whose network does not match the trainer's (or that cannot be read)."""
 
 
+class PreprocessedCaseMissingError(FileNotFoundError):
+    """A case that ``splits_final.json`` lists but whose preprocessed files are gone (nnU-Net's preprocessing
+    writes them again)."""
+
+
 class PreviousStageMissingError(FileNotFoundError):
     """``3d_cascade_fullres`` started without the previous stage's predictions for some training cases."""
+
+
+class UntrustedFileError(ValueError):
+    """A pickled file (a case's ``.pkl``) that names something to run or build beyond numpy arrays and containers."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged, not nnU-Net's, carries code, or belongs to another trainer."""

@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = "nnunet_lossplug"
 ROOT = Path(__file__).resolve().parents[2]
 #: rooms of nnunet_lossplug.nnunet, each may import only those after it
-ROOMS = ["trainer", "map_transport", "map_cache", "codecs", "errors"]
+ROOMS = ["trainer", "map_transport", "map_cache", "codecs", "safe_loading", "errors"]
 
 
 def module_name(path: Path) -> str:

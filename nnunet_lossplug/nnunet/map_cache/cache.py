@@ -44,7 +44,16 @@ from tqdm import tqdm
 from nnunet_lossplug.maps.regions import region_masks
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.errors import BuildInterrupted, CacheNotWritableError, MapCacheError, WorkerDiedError
-from nnunet_lossplug.nnunet.map_cache.atomic import NoRoomError, file_lock, write_json_atomic, write_npy_atomic
+from nnunet_lossplug.nnunet.map_cache.atomic import (
+    NoRoomError,
+    check_replaceable,
+    file_lock,
+    foreign_file,
+    is_regular_file,
+    read_bytes,
+    write_json_atomic,
+    write_npy_atomic,
+)
 from nnunet_lossplug.nnunet.map_cache.integrity import file_digest, load_checked_map
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 from nnunet_lossplug.nnunet.map_cache.worker_pool import PoolWorkerDied, describe_exit, imap_unordered
@@ -54,6 +63,12 @@ STATISTICS_NAME = "statistics"
 
 
 
+
+
+def is_cache_file_name(name: str) -> bool:
+    """Whether ``name`` is one the plugin gives a file of a cache folder (``cache_key.json``, ``<case>.npy`` /
+    ``.json``, ``.<name>.<hex>.tmp`` of an interrupted write)."""
+    return name.endswith((".npy", ".json")) or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def _fix_command(source: PreprocessedSource, kind: str, force: bool = True) -> str:
@@ -87,6 +102,9 @@ class BuildSummary:
     bytes_written: int
 
     def line(self) -> str:
+        """``name: up to date (12 cases) -> folder`` when nothing was computed, else what was computed, how fast."""
+        if self.cases_computed == 0:
+            return f"[nnunet-lossplug] {self.folder.name}: up to date ({self.cases_total} cases) -> {self.folder}"
         return (
             f"[nnunet-lossplug] {self.folder.name}: {self.cases_computed}/{self.cases_total} cases computed "
             f"in {self.seconds:.1f} s, {self.bytes_written / 2**20:.1f} MiB written -> {self.folder}"
@@ -133,17 +151,14 @@ class CaseCache:
 
     # ---------------------------------------------------------------- validity
     def _key_matches(self) -> bool:
-        key_file = self.folder / "cache_key.json"
-        if not key_file.is_file():
-            return False
         try:
-            return json.loads(key_file.read_text()) == self.key
-        except (OSError, ValueError):
+            return json.loads(read_bytes(self.folder / "cache_key.json")) == self.key
+        except (OSError, ValueError):  # missing or unreadable; a link or a device raises ForeignFileError
             return False
 
     def _read_sidecar(self, identifier: str) -> dict | None:
         try:
-            return json.loads(self.sidecar_path(identifier).read_text())
+            return json.loads(read_bytes(self.sidecar_path(identifier)))
         except (OSError, ValueError):
             return None
 
@@ -154,7 +169,8 @@ class CaseCache:
             return False
         if self.stores_maps:
             path = self.map_path(identifier)
-            if not path.is_file() or path.stat().st_size != sidecar.get("map_bytes"):
+            check_replaceable(path)  # a link or a device there is refused, never read
+            if not is_regular_file(path) or os.lstat(path).st_size != sidecar.get("map_bytes"):
                 return False
         if sidecar.get("seg_files") != self.source.segmentation_file_stats(identifier) and \
                 sidecar.get("seg_hash") != segmentation_hash(self.source.load_segmentation(identifier)):
@@ -185,10 +201,10 @@ class CaseCache:
         """
         identifiers = list(self.source.identifiers() if identifiers is None else identifiers)
         start = time.perf_counter()
+        self._check_links()
         todo = list(identifiers) if force else self.invalid_cases(identifiers)
         if not todo:
             return BuildSummary(self.folder, len(identifiers), 0, time.perf_counter() - start, 0)
-        self._check_links()
         self._finished = 0
         try:
             written, todo = self._build_locked(identifiers, todo, num_processes, force, progress)
@@ -201,14 +217,18 @@ class CaseCache:
         return BuildSummary(self.folder, len(identifiers), len(todo), time.perf_counter() - start, written)
 
     def _check_links(self) -> None:
-        """Stop with the missing target of a dangling symbolic link on the way to the cache folder."""
-        for path in (self.source.preprocessed_base / CACHE_DIRNAME, self.folder):
-            if path.is_symlink() and not path.exists():
-                raise MapCacheError(
-                    f"{path} is a symbolic link to {os.path.realpath(path)}, which does not exist (a scratch disk "
-                    f"not mounted, a folder removed?). Create it (mkdir -p {os.path.realpath(path)}) or remove "
-                    f"the link, then run: {self.rebuild_command(force=False)}"
-                )
+        """Stop with the missing target of a dangling symbolic link ``lossplug_cache``; refuse a cache folder that
+        is a link or not a folder (the plugin makes each one itself; ``lossplug_cache`` may link to a scratch disk).
+        """
+        base = self.source.preprocessed_base / CACHE_DIRNAME
+        if base.is_symlink() and not base.exists():
+            raise MapCacheError(
+                f"{base} is a symbolic link to {os.path.realpath(base)}, which does not exist (a scratch disk "
+                f"not mounted, a folder removed?). Create it (mkdir -p {os.path.realpath(base)}) or remove "
+                f"the link, then run: {self.rebuild_command(force=False)}"
+            )
+        if self.folder.is_symlink() or (os.path.lexists(self.folder) and not self.folder.is_dir()):
+            raise foreign_file(self.folder)
 
     def _build_locked(self, identifiers: list[str], todo: list[str], num_processes: int, force: bool,
                       progress: bool) -> tuple[int, list[str]]:
@@ -226,7 +246,9 @@ class CaseCache:
                 if not self._key_matches():
                     self._remove_files()
                 self.folder.mkdir(parents=True, exist_ok=True)
+                self._check_links()  # made meanwhile by someone else?
                 for stale in self.folder.glob(".*.tmp"):  # of a build killed mid-write: no one else builds now
+                    check_replaceable(stale)
                     stale.unlink(missing_ok=True)
                 write_json_atomic(self.folder / "cache_key.json", self.key)
                 written = self._compute(todo, num_processes, progress)
@@ -242,9 +264,11 @@ class CaseCache:
         )
 
     def _remove_files(self) -> None:
+        """Remove the files of another key: the plugin's own names only, each a regular file (else refused)."""
         if self.folder.is_dir():
             for path in self.folder.iterdir():
-                if path.is_file() or path.is_symlink():
+                if is_cache_file_name(path.name):
+                    check_replaceable(path)
                     path.unlink()
 
     def _compute(self, identifiers: list[str], num_processes: int, progress: bool) -> int:
@@ -313,7 +337,7 @@ class CaseCache:
             sidecar["map_hash"] = file_digest(self.map_path(identifier))
             written += sidecar["map_bytes"]
         write_json_atomic(self.sidecar_path(identifier), sidecar)
-        return written + self.sidecar_path(identifier).stat().st_size
+        return written + os.lstat(self.sidecar_path(identifier)).st_size
 
     # ---------------------------------------------------------------- reading
     def load(self, identifier: str, spatial_shape: tuple[int, ...] | None = None) -> np.ndarray | None:
@@ -324,7 +348,11 @@ class CaseCache:
         """
         if not self.stores_maps:
             return None
-        return load_checked_map(self, identifier, spatial_shape)
+        try:
+            return load_checked_map(self, identifier, spatial_shape)
+        except MapCacheError:
+            self.source.check_case_exists(identifier)  # a case the split lists but preprocessing no longer has
+            raise
 
     def class_voxel_counts(self, identifiers: Iterable[str], key: str = "class_voxel_counts") -> np.ndarray:
         """Sum of the class voxel counts of ``identifiers`` (background = label 0 and nnU-Net's -1).
@@ -334,6 +362,7 @@ class CaseCache:
         """
         total = None
         for identifier in identifiers:
+            self.source.check_case_exists(identifier)  # listed by the split, deleted since: precompute cannot help
             sidecar = self._read_sidecar(identifier)
             if sidecar is None or key not in sidecar:
                 raise MapCacheError(

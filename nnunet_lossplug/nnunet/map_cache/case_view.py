@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_lossplug.maps import get_map_kind, rectification_report, region_masks
@@ -80,8 +79,7 @@ def read_case_maps(source: PreprocessedSource, kind: str, identifier: str, num_p
     regions = source.regions
     # a batch of one: (1, K, *spatial); regions: (1·R, 2, *spatial) rectified, (1, R, 2, *spatial) dense
     z = (dense[0] if regions is None else dense.reshape(len(regions), 2, *labels.shape)).numpy()
-    dataset = infer_dataset_class(str(source.data_folder))(str(source.data_folder), [identifier])
-    image, _, _, _ = dataset.load_case(identifier)
+    image, _ = source.load_case_arrays(identifier, image=True)  # never unpickles the case's .pkl
     return CaseMaps(identifier, np.asarray(image[:], dtype=np.float32), labels, z,
                     source.case_spacing(identifier), str(cache.folder), regions, source.ignore_label)
 

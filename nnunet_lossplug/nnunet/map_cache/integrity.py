@@ -25,6 +25,7 @@ import numpy as np
 
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.errors import MapCacheError
+from nnunet_lossplug.nnunet.map_cache.atomic import open_regular
 
 CHUNK_BYTES = 1 << 20
 STORED_DTYPE = np.float16
@@ -47,7 +48,7 @@ class StoredMaps(Protocol):
 def file_digest(path: Path) -> str:
     """BLAKE2b-128 hex digest of the bytes of ``path`` (read in 1 MiB chunks)."""
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path), "rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
@@ -59,7 +60,7 @@ def file_stamp(path: Path) -> tuple[int, int, int]:
     ``(-1, -1, -1)`` when the file cannot be stat'ed (opening it then names the problem and the fix).
     """
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError:
         return (-1, -1, -1)
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -75,13 +76,30 @@ def _refuse(cache: StoredMaps, identifier: str, problem: str) -> MapCacheError:
 def _open(cache: StoredMaps, identifier: str) -> np.ndarray:
     path = cache.map_path(identifier)
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return _memory_map(path)
     except FileNotFoundError:
         raise _refuse(cache, identifier, "is missing") from None
     except (OSError, ValueError, EOFError):
         # numpy's own text (e.g. about allow_pickle for random bytes) would point the wrong way
         raise _refuse(cache, identifier, "cannot be read: it is not a complete .npy file of float16 channels") \
             from None
+
+
+def _memory_map(path: Path) -> np.memmap:
+    """``np.load(path, mmap_mode="r")`` of a ``.npy`` without objects, opened by :func:`open_regular`.
+
+    numpy's own memory map takes a path, which it would open through a link; here the header is read from the
+    file opened without following one, and the map made from that same file.
+    """
+    with os.fdopen(open_regular(path), "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+        if dtype.hasobject:
+            raise ValueError("a .npy of Python objects")
+        return np.memmap(handle, dtype=dtype, mode="r", shape=shape, order="F" if fortran_order else "C",
+                         offset=handle.tell())
 
 
 def load_checked_map(cache: StoredMaps, identifier: str,

@@ -1,21 +1,29 @@
-"""One nnU-Net preprocessed configuration, seen from the precompute hook: cases, segmentations, spacings."""
+"""One nnU-Net preprocessed configuration, seen from the precompute hook: cases, segmentations, spacings.
+
+Received data is read without trusting it: a case's properties (``<case>.pkl``) through
+:func:`~nnunet_lossplug.nnunet.safe_loading.load_case_properties` (numpy arrays and containers only), its arrays
+straight from nnU-Net's ``.b2nd`` / ``.npy`` / ``.npz`` files (no pickle), never through nnU-Net's ``load_case``,
+which unpickles the properties with full trust.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from batchgenerators.utilities.file_and_folder_operations import load_json, load_pickle
+from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.paths import nnUNet_preprocessed
-from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class, nnUNetDatasetBlosc2, nnUNetDatasetNumpy
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_lossplug.nnunet.errors import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.errors import PreprocessedCaseMissingError, UnsupportedDatasetError
+from nnunet_lossplug.nnunet.safe_loading import load_case_properties
 
 
 @dataclass(frozen=True)
@@ -114,11 +122,66 @@ class PreprocessedSource:
     def identifiers(self) -> list[str]:
         return sorted(self._dataset_class.get_identifiers(str(self.data_folder)))
 
+    @property
+    def dataset_id(self) -> str:
+        """``27`` of ``Dataset027_ACDC``: what nnU-Net's commands take as ``-d``."""
+        return str(int(self.dataset_name[len("Dataset"):].split("_")[0]))
+
+    def preprocess_command(self) -> str:
+        """nnU-Net's command that writes this configuration's preprocessed cases again (from nnUNet_raw)."""
+        plans = "" if self.plans_identifier == "nnUNetPlans" else f" -plans_name {self.plans_identifier}"
+        return f"nnUNetv2_preprocess -d {self.dataset_id} -c {self.configuration}{plans}"
+
+    def check_case_exists(self, identifier: str) -> None:
+        """Raise :class:`PreprocessedCaseMissingError` (the file and nnU-Net's command) for a case without files."""
+        if not self.segmentation_file_stats(identifier):
+            raise PreprocessedCaseMissingError(self.missing_case_message(identifier))
+
+    def missing_case_message(self, identifier: str) -> str:
+        """One line for a case that the split lists but whose preprocessed files are gone; names the fix."""
+        return (
+            f"Case {identifier} is listed in {self.preprocessed_base / 'splits_final.json'} but has no preprocessed "
+            f"files in {self.data_folder} (deleted or moved?). Write them again with nnU-Net's preprocessing: "
+            f"{self.preprocess_command()} (or nnUNetv2_plan_and_preprocess -d {self.dataset_id}), or remove the "
+            f"case from splits_final.json."
+        )
+
+    def load_case_arrays(self, identifier: str, image: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(image or None, segmentation)`` of one case as nnU-Net stored them, memory-mapped where it can.
+
+        Read straight from nnU-Net's files (blosc2 ``.b2nd``, or ``.npy`` / ``.npz`` without pickles), so the
+        case's ``.pkl`` is never unpickled here; a dataset class of nnU-Net's that the plugin does not know goes
+        through its ``load_case``.
+        """
+        folder = self.data_folder
+        if issubclass(self._dataset_class, nnUNetDatasetBlosc2):
+            import blosc2
+
+            options = {} if os.name == "nt" else {"mmap_mode": "r"}  # as nnU-Net opens them
+
+            def open_b2nd(name: str):
+                return blosc2.open(urlpath=str(folder / name), mode="r", dparams={"nthreads": 1}, **options)
+
+            return (open_b2nd(f"{identifier}.b2nd") if image else None), open_b2nd(f"{identifier}_seg.b2nd")
+        if issubclass(self._dataset_class, nnUNetDatasetNumpy):
+            def load_npy(key: str, suffix: str):
+                npy = folder / f"{identifier}{suffix}.npy"
+                if npy.is_file():
+                    return np.load(npy, mmap_mode="r", allow_pickle=False)
+                with np.load(folder / f"{identifier}.npz", allow_pickle=False) as archive:
+                    return archive[key]
+
+            return (load_npy("data", "") if image else None), load_npy("seg", "_seg")
+        data, seg, _, _ = self._dataset_class(str(folder), [identifier]).load_case(identifier)  # pragma: no cover
+        return (data if image else None), seg
+
     def load_segmentation(self, identifier: str) -> np.ndarray:
         """The preprocessed segmentation ``(1, *spatial)`` as nnU-Net stored it (with -1 outside the crop)."""
-        dataset = self._dataset_class(str(self.data_folder), [identifier])
-        _, seg, _, _ = dataset.load_case(identifier)
-        return np.asarray(seg[:])
+        try:
+            return np.asarray(self.load_case_arrays(identifier)[1][:])
+        except FileNotFoundError:
+            self.check_case_exists(identifier)
+            raise
 
     def segmentation_file_stats(self, identifier: str) -> list[list]:
         """``[name, size, mtime_ns]`` of each file that can hold this case's segmentation."""
@@ -153,7 +216,7 @@ class PreprocessedSource:
         nnU-Net resamples to the configuration's target spacing; in a 2d configuration the target spacing has
         two entries and the axis between slices keeps the case's own (transposed) spacing.
         """
-        properties = load_pickle(str(self.data_folder / f"{identifier}.pkl"))
+        properties = load_case_properties(self.data_folder / f"{identifier}.pkl")
         original = [properties["spacing"][i] for i in self.plans_manager.transpose_forward]
         target = list(self.configuration_manager.spacing)
         if len(target) < len(original):

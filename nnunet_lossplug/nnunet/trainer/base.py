@@ -29,6 +29,7 @@ from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource, check_label_setup
+from nnunet_lossplug.nnunet.safe_loading import read_training_checkpoint
 from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
 from nnunet_lossplug.nnunet.trainer.epoch_hooks import EpochHooks
 from nnunet_lossplug.nnunet.trainer.guards import (
@@ -210,6 +211,13 @@ class LossPlugTrainer(EpochHooks, SeededTraining, MapCarryingSeams, nnUNetTraine
         super().initialize()
         # nnU-Net's run_training loads -pretrained_weights right after this; a network mismatch stops here in one line
         check_pretrained_weights_of_command_line(self.network, type(self).__name__, self.configuration_name)
+
+    def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
+        """nnU-Net's (``--c``, ``--val``), after the file was read without trust and refused if another trainer wrote
+        it or it names code to run (nnU-Net's own load, with full trust, is only reached after that check)."""
+        if isinstance(filename_or_checkpoint, str):
+            read_training_checkpoint(filename_or_checkpoint, type(self).__name__)
+        super().load_checkpoint(filename_or_checkpoint)
 
     def on_train_start(self):
         check_previous_stage(self)

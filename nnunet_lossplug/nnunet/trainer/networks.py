@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
 from nnunet_lossplug.networks import deep_supervision_scales
-from nnunet_lossplug.nnunet.errors import PretrainedWeightsError
+from nnunet_lossplug.nnunet.errors import CheckpointError, PretrainedWeightsError
+from nnunet_lossplug.nnunet.safe_loading import network_weights, read_checkpoint
 
 
 def network_from_plans(builder: Callable[..., nn.Module], **options: Any) -> Callable[..., nn.Module]:
@@ -72,15 +72,19 @@ def pretrained_weights_argument(argv: Sequence[str] | None = None) -> str | None
 def check_pretrained_weights(network: nn.Module, checkpoint: str, trainer: str, configuration: str) -> None:
     """Refuse in one line a checkpoint that nnU-Net's ``load_pretrained_weights`` would stop on with an assertion.
 
+    The file is read first by :func:`~nnunet_lossplug.nnunet.safe_loading.read_checkpoint` (no code it carries
+    runs; nnU-Net's own load, with full trust, comes only after this check): a missing, damaged or foreign file,
+    or one that asks to run code, is refused in one line naming it.
+
     nnU-Net's rule: every parameter of the network except the segmentation heads must be in the checkpoint
     with the same shape. A trainer with its own network (the unified U-Net, RDD-Net) or another configuration's
     checkpoint (another patch dimension, the cascade's extra input channels) breaks it.
     """
-    if not os.path.isfile(checkpoint):
-        raise PretrainedWeightsError(f"-pretrained_weights {checkpoint}: no such file. Pass the checkpoint_final.pth "
-                                     f"of a finished nnU-Net training.")
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    weights = saved.get("network_weights", {}) if isinstance(saved, dict) else {}
+    try:  # read without running code it may carry, before nnU-Net's own load_pretrained_weights unpickles it
+        saved = read_checkpoint(checkpoint)
+        weights = network_weights(saved, checkpoint)
+    except CheckpointError as err:
+        raise PretrainedWeightsError(f"-pretrained_weights {err}") from None
     module = getattr(network, "module", network)
     module = getattr(module, "_orig_mod", module)
     for key, value in module.state_dict().items():
