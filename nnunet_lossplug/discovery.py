@@ -2,10 +2,16 @@
 
 nnU-Net v2 (2.8) searches the folders listed in the environment variable ``nnUNet_extTrainer``
 (``os.pathsep``-separated) when a trainer named with ``-tr`` is not one of its own. The installed
-``nnunet-lossplug.pth`` file calls :func:`register_trainer_folder` when Python starts, which appends our
-trainer folder to that variable (keeping whatever the user already listed). Nothing is copied into nnU-Net
-and nothing of nnU-Net is edited. ``NNUNET_LOSSPLUG_NO_AUTOREGISTER=1`` turns the start-up hook off; then
-``nnunet-lossplug env`` prints the line to put in a shell profile instead.
+``nnunet-lossplug.pth`` file calls :func:`register_trainer_folder` when Python starts, which puts our
+trainer folder first in that variable (keeping whatever the user listed, in its order, after it). Nothing is
+copied into nnU-Net and nothing of nnU-Net is edited.
+
+First, because nnU-Net imports every file of a folder until it finds the class, and a file that raises on import
+(say ``ModuleNotFoundError`` for a package missing on this machine) ends the search of every later folder: with
+our folder first, ``-tr nnUNetTrainerRRW`` works whatever the user's folders hold. The price: a user's class
+named like one of ours is never used (``nnunet-lossplug trainers`` and the trainer's start warn about it).
+``NNUNET_LOSSPLUG_NO_AUTOREGISTER=1`` turns the start-up hook off; then ``nnunet-lossplug env`` prints the line
+to put in a shell profile instead.
 
 This module is imported at interpreter start-up: it must import nothing heavy and never raise.
 """
@@ -37,12 +43,10 @@ def trainers_folder() -> Path:
 
 
 def ext_trainer_value(existing: str | None = None) -> str:
-    """The value of ``nnUNet_extTrainer`` with our folder appended to ``existing`` (once)."""
+    """The value of ``nnUNet_extTrainer``: our folder first, then the folders of ``existing`` in order (each once)."""
     folder = str(trainers_folder())
-    entries = [p for p in (existing or "").split(os.pathsep) if p]
-    if folder not in entries:
-        entries.append(folder)
-    return os.pathsep.join(entries)
+    entries = [p for p in (existing or "").split(os.pathsep) if p and p != folder]
+    return os.pathsep.join(dict.fromkeys([folder, *entries]))
 
 
 def is_registered(environ: dict[str, str] | None = None) -> bool:
@@ -63,5 +67,6 @@ def register_trainer_folder() -> None:
 
 
 def shell_export_line() -> str:
-    """The line to add to a shell profile where the start-up hook is off or ``.pth`` files are not run."""
-    return f'export {ENV_VAR}="${{{ENV_VAR}:+${{{ENV_VAR}}}{os.pathsep}}}{trainers_folder()}"'
+    """The line to add to a shell profile where the start-up hook is off or ``.pth`` files are not run (our
+    folder first, as the hook puts it)."""
+    return f'export {ENV_VAR}="{trainers_folder()}${{{ENV_VAR}:+{os.pathsep}${{{ENV_VAR}}}}}"'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "List the plugin's trainers and yours. A trainer name defined in more than one file of the folders "
             "nnU-Net searches (its own, every nnUNet_extTrainer folder, the plugin's) is flagged: nnU-Net's "
-            "-tr NAME uses the first it finds and never the others."
+            "-tr NAME uses the first it finds and never the others. Exits with status 1 when a file of those "
+            "folders does not import (each is named)."
         ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="also show loss, maps and optimiser settings")
@@ -35,12 +37,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {entry.name:<{width}}  {entry.summary}" + (f"  ({entry.reference})" if entry.reference else ""))
         if args.verbose:
             print(f"  {'':<{width}}    {entry.settings}")
-    for failure in failures:
-        print(f"\nnot imported (a file of nnUNet_extTrainer): {failure}")
+    if failures:
+        print(f"\n{len(failures)} trainer file(s) of nnUNet_extTrainer do not import; nnUNetv2_train -tr stops at "
+              f"the first of them for every trainer it has not found before it. Fix or move each:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
     for name, definitions in duplicate_trainer_names().items():
         others = ", ".join(str(d) for d in definitions[1:])
         print(f"\nwarning: trainer name {name} is defined {len(definitions)} times; nnUNetv2_train -tr {name} uses "
               f"{definitions[0]} and never {others}. Rename all but one.")
     mine = f" (and {len(users)} of yours)" if users else ""
     print(f"\n{len(own)} trainers{mine}. Train with: nnUNetv2_train DATASET CONFIGURATION FOLD -tr NAME")
-    return 0
+    return 1 if failures else 0

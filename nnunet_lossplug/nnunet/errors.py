@@ -1,7 +1,7 @@
 """Every error the nnU-Net glue raises to a user, in one place.
 
 Each is raised with one line that names the problem and the fix (the command line shows the traceback only
-with ``--debug`` or ``NNUNET_LOSSPLUG_DEBUG=1``). This module imports nothing of the package, so every room
+with ``--debug`` or ``NNUNET_LOSSPLUG_DEBUG=1``). This module imports nothing of the package, so every module
 of :mod:`nnunet_lossplug.nnunet` may import it.
 
 - Dataset set-up: :class:`UnsupportedDatasetError`, :class:`PreprocessedCaseMissingError`.
@@ -10,22 +10,32 @@ of :mod:`nnunet_lossplug.nnunet` may import it.
   :class:`ForeignFileError`;
   :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
 - Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
+- Declarations: :class:`TrainerDeclarationError`, :class:`SeedError`.
 - Fine-tuning: :class:`PretrainedWeightsError`; the cascade: :class:`PreviousStageMissingError`.
 - Files a user may have received: :class:`UntrustedFileError` (a pickle naming code), :class:`CheckpointError`.
+
+Every class but :class:`BuildInterrupted` also derives from :class:`LossPlugError`, the mark by which
+:mod:`nnunet_lossplug.nnunet.trainer.one_line_errors` recognises the plugin's refusals under ``nnUNetv2_train``
+(one line on stderr instead of a traceback). Each keeps its standard base (``ValueError``, ...), so code that
+catches those still catches them.
 """
 
 from __future__ import annotations
 
 
-class UnsupportedDatasetError(RuntimeError):
+class LossPlugError(Exception):
+    """Mark of an error the plugin raises to a user, with a message of one line naming the problem and the fix."""
+
+
+class UnsupportedDatasetError(LossPlugError, RuntimeError):
     """A dataset set-up (label layout, regions, ignore label, map kind) the plugin cannot train with."""
 
 
-class MapNotRectifiedError(ValueError):
+class MapNotRectifiedError(LossPlugError, ValueError):
     """A map kind stored in the rectified two-channel form produced a case that is not rectified."""
 
 
-class MapCacheError(RuntimeError):
+class MapCacheError(LossPlugError, RuntimeError):
     """A map cache that cannot be used; the message names the command that fixes it."""
 
 
@@ -53,34 +63,42 @@ class BuildInterrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(LossPlugError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-class AbsentClassError(ValueError):
+class AbsentClassError(LossPlugError, ValueError):
     """A class-weighted loss was asked for while a class has no voxel in the fold's training cases."""
 
 
-class GradClipError(ValueError):
+class GradClipError(LossPlugError, ValueError):
     """A declared gradient-clipping norm that nnU-Net's training step cannot honour."""
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(LossPlugError, ValueError):
     """A ``-pretrained_weights`` checkpoint whose network does not match the trainer's (or that cannot be read)."""
 
 
-class PreprocessedCaseMissingError(FileNotFoundError):
+class PreprocessedCaseMissingError(LossPlugError, FileNotFoundError):
     """A case that ``splits_final.json`` lists but whose preprocessed files are gone (nnU-Net's preprocessing
     writes them again)."""
 
 
-class PreviousStageMissingError(FileNotFoundError):
+class PreviousStageMissingError(LossPlugError, FileNotFoundError):
     """``3d_cascade_fullres`` started without the previous stage's predictions for some training cases."""
 
 
-class UntrustedFileError(ValueError):
+class UntrustedFileError(LossPlugError, ValueError):
     """A pickled file (a case's ``.pkl``) that names something to run or build beyond numpy arrays and containers."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LossPlugError, ValueError):
     """A checkpoint that is missing, damaged, not nnU-Net's, carries code, or belongs to another trainer."""
+
+
+class TrainerDeclarationError(LossPlugError, TypeError):
+    """A trainer class whose declarations cannot make a training (e.g. no ``loss_spec``)."""
+
+
+class SeedError(LossPlugError, ValueError):
+    """A seed (``NNUNET_LOSSPLUG_SEED`` or a trainer's ``seed``) that is not an integer in NumPy's range."""

@@ -46,7 +46,7 @@ def test_user_entries_in_ext_trainer_are_kept(tmp_path):
     env[discovery.ENV_VAR] = str(tmp_path)
     code = "import os; print(os.environ['nnUNet_extTrainer'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
-    assert out.split(os.pathsep) == [str(tmp_path), str(discovery.trainers_folder())]
+    assert out.split(os.pathsep) == [str(discovery.trainers_folder()), str(tmp_path)]  # ours first, then theirs
 
 
 def test_opt_out_gives_nnunets_error_and_env_names_the_fix(tmp_path):

@@ -9,6 +9,9 @@
 - :mod:`.loss`: the trainer's ``self.loss``; decodes the batch's maps on the device and checks the value.
 - :mod:`.ds_weights`: trainable deep-supervision weights: logged, plotted, restored.
 - :mod:`.seeding`: ``NNUNET_LOSSPLUG_SEED`` / the ``seed`` declaration: process and worker seeds, logged, saved.
+- :mod:`.graceful_stop`: SIGTERM stops at the next iteration, with ``checkpoint_latest.pth``; workers end with it.
+- :mod:`.one_line_errors`: the plugin's refusals under ``nnUNetv2_train`` as one line on stderr.
+- :mod:`.start_notes`: the citation (or "derived from") and the loss's sign, for the log and the listing.
 - Declarations: :mod:`.specs` (loss, optimiser, class weights), :mod:`.schedules`, :mod:`.networks`.
 - Guards: :mod:`.guards` (non-finite loss, absent class, gradient clipping), :mod:`.collapse_guard`,
   :mod:`.label_setup` (regions and ignore labels, SPEC §4).

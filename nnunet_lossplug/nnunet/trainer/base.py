@@ -5,7 +5,9 @@ the declarations, the module docstring of :mod:`~nnunet_lossplug.nnunet.trainer`
 life-cycle is :class:`~.map_life_cycle.MapLifeCycle`'s and its way through nnU-Net's loader the mixin
 :class:`~.map_life_cycle.MapCarryingSeams`'s, the per-epoch hooks (scheduler, trainable deep-supervision weights
 via :class:`~.ds_weights.TrainableWeightsLog`, collapse guard) the mixin :class:`~.epoch_hooks.EpochHooks`'s,
-the decode and the finite check :class:`~.loss.TrainerLoss`'s.
+the decode and the finite check :class:`~.loss.TrainerLoss`'s, the one-line refusals the mixin
+:class:`~.one_line_errors.OneLineErrors`'s, the stop on SIGTERM the mixin :class:`~.graceful_stop.GracefulStop`'s,
+the checkpoint check before nnU-Net's load the mixin :class:`~.checked_checkpoints.CheckedCheckpoints`'s.
 Inference (``nnUNetv2_predict``) only builds the network: no map, cache or statistic is needed there.
 """
 
@@ -27,11 +29,13 @@ from nnunet_lossplug.losses import DeepSupervisionLoss, deep_supervision_weights
 from nnunet_lossplug.maps import get_map_kind
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
+from nnunet_lossplug.nnunet.errors import TrainerDeclarationError
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource, check_label_setup
-from nnunet_lossplug.nnunet.safe_loading import read_training_checkpoint
+from nnunet_lossplug.nnunet.trainer.checked_checkpoints import CheckedCheckpoints
 from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
 from nnunet_lossplug.nnunet.trainer.epoch_hooks import EpochHooks
+from nnunet_lossplug.nnunet.trainer.graceful_stop import GracefulStop
 from nnunet_lossplug.nnunet.trainer.guards import (
     check_finite_loss,
     check_grad_clip,
@@ -43,12 +47,15 @@ from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
 from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss
 from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapCarryingSeams, MapLifeCycle
 from nnunet_lossplug.nnunet.trainer.networks import check_pretrained_weights_of_command_line
+from nnunet_lossplug.nnunet.trainer.one_line_errors import OneLineErrors
 from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
 from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
 from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec
+from nnunet_lossplug.nnunet.trainer.start_notes import log_start_notes, round_weights
 
 
-class LossPlugTrainer(EpochHooks, SeededTraining, MapCarryingSeams, nnUNetTrainer):
+class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, MapCarryingSeams, CheckedCheckpoints,
+                      nnUNetTrainer):
     """Base class of the plugin's trainers; subclasses declare (the class attributes below), this class wires.
 
     ``seed`` (None: unseeded; ``NNUNET_LOSSPLUG_SEED`` overrides it) is :class:`~.seeding.SeededTraining`'s.
@@ -90,7 +97,7 @@ class LossPlugTrainer(EpochHooks, SeededTraining, MapCarryingSeams, nnUNetTraine
         super().__init__(plans, configuration, fold, dataset_json, device)
         name = type(self).__name__
         if self.loss_spec is None:
-            raise TypeError(f"{name} declares no loss_spec; a LossPlugTrainer needs one.")
+            raise TrainerDeclarationError(f"{name} declares no loss_spec; a LossPlugTrainer needs one.")
         check_grad_clip(self.grad_clip, name)
         check_label_setup(self.label_manager)
         self.label_setup = LabelSetup.from_label_manager(self.label_manager)
@@ -188,8 +195,9 @@ class LossPlugTrainer(EpochHooks, SeededTraining, MapCarryingSeams, nnUNetTraine
         maps = f"{self.rw_map} ({self.map_placement})" if self.rw_map is not None else "none"
         self.print_to_log_file(
             f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'} on {self.label_setup.describe()}; "
-            f"maps: {maps}; deep-supervision weights: {criterion.current_weights()}"
+            f"maps: {maps}; deep-supervision weights: {round_weights(criterion.current_weights())}"
         )
+        log_start_notes(type(self), criterion, self.print_to_log_file)
         return loss
 
     def configure_optimizers(self):
@@ -211,13 +219,6 @@ class LossPlugTrainer(EpochHooks, SeededTraining, MapCarryingSeams, nnUNetTraine
         super().initialize()
         # nnU-Net's run_training loads -pretrained_weights right after this; a network mismatch stops here in one line
         check_pretrained_weights_of_command_line(self.network, type(self).__name__, self.configuration_name)
-
-    def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
-        """nnU-Net's (``--c``, ``--val``), after the file was read without trust and refused if another trainer wrote
-        it or it names code to run (nnU-Net's own load, with full trust, is only reached after that check)."""
-        if isinstance(filename_or_checkpoint, str):
-            read_training_checkpoint(filename_or_checkpoint, type(self).__name__)
-        super().load_checkpoint(filename_or_checkpoint)
 
     def on_train_start(self):
         check_previous_stage(self)

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 
+from nnunet_lossplug.nnunet.errors import SeedError
+
 SEED_ENV_VAR = "NNUNET_LOSSPLUG_SEED"
 SEED_LOG_KEY = "lossplug_seed"
 TRAINING_STREAM = 0
@@ -44,7 +46,10 @@ _MAX_SEED = 2**32 - 1  # NumPy's legacy seed range
 
 
 def parse_seed(value: object, source: str) -> int | None:
-    """The seed ``value`` (None or an integer in [0, 2**32 - 1]); ``source`` names where it came from."""
+    """The seed ``value`` (None or an integer in [0, 2**32 - 1]); ``source`` names where it came from.
+
+    Anything else raises :class:`~nnunet_lossplug.nnunet.errors.SeedError` (a ``ValueError``).
+    """
     if value is None:
         return None
     try:
@@ -52,7 +57,7 @@ def parse_seed(value: object, source: str) -> int | None:
     except ValueError:
         seed = None
     if seed is None or not 0 <= seed <= _MAX_SEED:
-        raise ValueError(f"{source} = {value!r} is not a seed; use an integer from 0 to {_MAX_SEED} "
+        raise SeedError(f"{source} = {value!r} is not a seed; use an integer from 0 to {_MAX_SEED} "
                          f"(or unset it for nnU-Net's unseeded behaviour).")
     return seed
 
