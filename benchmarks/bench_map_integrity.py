@@ -1,4 +1,4 @@
-"""Cost of the map cache's integrity checks (issue #11): hashing every map file, checking values at load.
+"""Cost of the map cache's integrity checks: hashing every map file, checking values at load.
 
 Run ``python benchmarks/bench_map_integrity.py`` with the package installed. It writes real ``.npy`` map files
 (RRW and RW-Boundary encodings of generated cardiac-like volumes, with the plugin's codecs and atomic writer)

@@ -21,7 +21,7 @@ and ``3d_fullres`` in ``--workdir``, and measures, side by side in one process a
 3. **End to end** (median s per iteration, data loading included): ``train_step(next(dataloader_train))``
    of ``nnUNetTrainer``, ``nnUNetTrainerRRW`` (precomputed), ``nnUNetTrainerRRWOnline`` (worker) and a
    reference-placement trainer (``rrw_reference`` in the loss), in this process with ``nnUNet_n_proc_DA``
-   augmentation worker processes. The RRW trainers use Adam (paper 002), nnUNetTrainer SGD: part of the
+   augmentation worker processes. The RRW trainers use Adam (Valverde & Tohka 2022), nnUNetTrainer SGD: part of the
    trainers being compared. By default on the ``2d`` configuration (the paper's) with batch 2 instead of the
    plans' batch: on a CPU the network dominates, and a ``3d_fullres`` iteration takes tens of seconds.
    ``--e2e-configurations 2d 3d_fullres --e2e-batch 0`` runs nnU-Net's plans unchanged (on a GPU machine).

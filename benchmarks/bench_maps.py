@@ -17,7 +17,7 @@ A second table times the precompute hook's RRW **encoding** of one large case (`
 ``RRWCodec.encode`` (the own-class depth from one EDT pass and a per-class maximum, ``rrw_true_class_values``)
 and the former path (the K-channel ``rrw_map``, then the true-class channel picked). Peak memory is the
 ``tracemalloc`` peak of numpy allocations above the labels; the K-channel path is skipped where its map
-alone would exceed ``--max-dense-gb``. Targets (issue #13): encode time <= 1.5x the bare EDT, peak memory
+alone would exceed ``--max-dense-gb``. Targets: encode time <= 1.5x the bare EDT, peak memory
 independent of K.
 """
 

@@ -59,8 +59,8 @@ def builders() -> dict[str, Callable[[int, int], nn.Module]]:
     """Name -> ``(input_channels, classes) -> network`` for the three networks compared."""
     return {
         "PlainConvUNet (nnU-Net)": build_plain_conv_unet,
-        "UnifiedUNet (paper 000)": lambda c, k: build_unified_unet(PLAIN_CLASS, PLAN_2D, REQ_IMPORT, c, k),
-        "RDDNet (paper 003)": lambda c, k: build_rdd_net(PLAIN_CLASS, PLAN_2D, REQ_IMPORT, c, k),
+        "UnifiedUNet (Nguyen et al. 2019)": lambda c, k: build_unified_unet(PLAIN_CLASS, PLAN_2D, REQ_IMPORT, c, k),
+        "RDDNet (Liu & Fu 2018)": lambda c, k: build_rdd_net(PLAIN_CLASS, PLAN_2D, REQ_IMPORT, c, k),
     }
 
 

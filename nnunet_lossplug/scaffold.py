@@ -52,7 +52,7 @@ __all__ = [
 
 LOSS_PACKAGE = "nnunet_lossplug.losses"
 OPTIMIZER_DEFAULT_LR = {"adam": 1e-4, "sgd": 1e-2}
-"""Learning rate when only ``--optimizer`` is given: paper 002's Adam 1e-4, nnU-Net's SGD 1e-2."""
+"""Learning rate when only ``--optimizer`` is given: Valverde & Tohka's (2022) Adam 1e-4, nnU-Net's SGD 1e-2."""
 _NOT_PER_LEVEL = {
     "DeepSupervisionLoss": "the trainer wraps the loss in deep supervision itself (--ds-weights)",
 }
@@ -80,7 +80,7 @@ class TrainerRequest:
         epochs: None keeps nnU-Net's 1000.
         iterations_per_epoch: training iterations per epoch; None keeps nnU-Net's 250.
         val_iterations_per_epoch: validation iterations per epoch; None keeps nnU-Net's 50.
-        grad_clip: L2 gradient-clipping norm; None keeps the base class's 12 (paper 000 uses 5).
+        grad_clip: L2 gradient-clipping norm; None keeps the base class's 12 (Nguyen et al. 2019 uses 5).
     """
 
     name: str
@@ -243,7 +243,7 @@ def _check_maps(maps: str | None, class_name: str, inputs: tuple[str, ...]) -> N
     if "rw_map" in inputs and maps is None:
         raise ScaffoldError(
             f"{class_name} takes an RW map (its inputs are {inputs}); pass --maps with one of "
-            f"{available_map_kinds()} (paper 002's proposal: rrw)."
+            f"{available_map_kinds()} (Valverde & Tohka's (2022) proposal: rrw)."
         )
     if maps is None:
         return

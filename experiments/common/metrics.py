@@ -1,4 +1,4 @@
-"""Hard-label metrics of the experiments, on top of the library's Dice (paper 002 eq. 6)."""
+"""Hard-label metrics of the experiments, on top of the library's Dice (Valverde & Tohka 2022 eq. 6)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def dice_per_group(
 
     For every group id (sorted) the slices are stacked into one volume and
     :func:`nnunet_lossplug.evaluation.dice_coefficient` is taken per class (``2|A∩B|/(|A|+|B|)``, 1 when
-    the class is absent from both, the library's convention), as paper 002 evaluates 3D volumes.
+    the class is absent from both, the library's convention), as Valverde & Tohka 2022 evaluates 3D volumes.
     """
     if prediction.shape != truth.shape or groups.shape != truth.shape[:1]:
         raise ValueError(

@@ -46,11 +46,11 @@ class TrainSettings:
     Attributes:
         steps: number of optimiser steps (iterations).
         batch_size: images per step (drawn without replacement within an epoch).
-        lr: initial learning rate of Adam (paper 002 uses 1e-4 with nnU-Net; at this scale 1e-3, see README).
+        lr: initial learning rate of Adam (Valverde & Tohka 2022 uses 1e-4 with nnU-Net; at this scale 1e-3, see README).
         poly_exponent: ``lr_t = lr (1 - t/steps)^poly_exponent`` (nnU-Net's schedule, 0.9); ``None`` keeps
-            the learning rate constant (paper 001).
+            the learning rate constant (Shen et al. 2018).
         adam_eps: Adam's epsilon (PyTorch's default 1e-8).
-        grad_clip: L2 gradient-norm clipping (paper 000 uses 5.0 or 3.0); ``None`` = no clipping.
+        grad_clip: L2 gradient-norm clipping (Nguyen et al. 2019 uses 5.0 or 3.0); ``None`` = no clipping.
     """
 
     steps: int

@@ -23,7 +23,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class TinyUNet2d(nn.Module):
     """U-Net (Ronneberger et al. 2015) with ``levels`` resolutions and ``base * 2**l`` channels at level l.
 
-    Encoder: per level two ``conv3x3-InstanceNorm-LeakyReLU`` stages (nnU-Net's block, paper 002 Sec. 4.3
+    Encoder: per level two ``conv3x3-InstanceNorm-LeakyReLU`` stages (nnU-Net's block, Valverde & Tohka 2022 Sec. 4.3
     trains nnU-Net's 2D network), then 2x2 max-pooling. Decoder: 2x2 transposed convolution, concatenation
     with the skip connection, two conv stages. A 1x1 convolution gives ``num_classes`` logits at full
     resolution. No deep supervision (kept out to keep the loop small; stated in experiments/README.md).

@@ -38,18 +38,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"built-in map kind for a loss that takes one (default: none): {map_kinds_help()}")
     parser.add_argument("--ds-weights", default="nnunet", metavar="WEIGHTS",
                         help="deep-supervision weights: nnunet (default), trainable, or numbers from high "
-                             "to low resolution such as 1,0.1,0.01 (paper 000's best)")
+                             "to low resolution such as 1,0.1,0.01 (Nguyen et al.'s (2019) best)")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
                         help="optimiser (default: nnU-Net's SGD; with only --lr: SGD)")
     parser.add_argument("--lr", type=float, default=None,
-                        help="initial learning rate (default: 1e-4 for adam as in paper 002, 1e-2 for sgd)")
+                        help="initial learning rate (default: 1e-4 for adam as in Valverde & Tohka 2022, 1e-2 for sgd)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: nnU-Net's 1000)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training iterations per epoch (default: nnU-Net's 250)")
     parser.add_argument("--val-iterations", type=int, default=None,
                         help="validation iterations per epoch (default: nnU-Net's 50)")
     parser.add_argument("--grad-clip", type=float, default=None,
-                        help="L2 gradient-clipping norm, at most 12 (default: 12 as nnU-Net; paper 000 uses 5)")
+                        help="L2 gradient-clipping norm, at most 12 (default: 12 as nnU-Net; Nguyen et al. 2019 uses 5)")
     parser.add_argument("-o", "--output-folder", default=".", metavar="FOLDER",
                         help="folder of your trainer files, created if missing (default: current folder)")
     parser.set_defaults(func=run)

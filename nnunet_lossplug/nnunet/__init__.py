@@ -1,4 +1,4 @@
-"""The nnU-Net glue, in four rooms with one job each, and the errors a user can meet.
+"""The nnU-Net glue, in four parts with one job each, and the errors a user can meet.
 
 - :mod:`.codecs`: how a map kind is stored per case and decoded on the device (numpy, torch; no nnunetv2).
 - :mod:`.map_cache`: the dataset preprocessing hook: maps and class statistics computed once beside
@@ -7,8 +7,8 @@
 - :mod:`.trainer`: :class:`LossPlugTrainer`, whose subclasses are declarations, and the declarations' values.
 - :mod:`.errors`: every user-facing error class.
 
-Dependencies point one way: ``trainer -> map_transport -> map_cache -> codecs -> errors`` (a room imports only
-rooms to its right; ``tests/project/test_import_graph.py`` checks that no module import cycle exists). nnunetv2 is
+Dependencies point one way: ``trainer -> map_transport -> map_cache -> codecs -> errors`` (a part imports only
+parts to its right; ``tests/project/test_import_graph.py`` checks that no module import cycle exists). nnunetv2 is
 imported by :mod:`.map_cache` (its dataset and plans classes) and :mod:`.trainer`; :mod:`.map_transport` uses
 batchgeneratorsv2 (nnU-Net's augmentation library), :mod:`.codecs` and :mod:`.errors` neither.
 

@@ -151,7 +151,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     a file that is not a checkpoint, a pickle naming anything but tensors, containers and numpy scalars (unless
     :data:`TRUST_ENV_VAR` is set), and anything but a dict.
     """
-    import torch  # the glue's rooms import torch anyway; kept local so this module stays cheap for the CLI
+    import torch  # the glue's parts import torch anyway; kept local so this module stays cheap for the CLI
 
     path = Path(path)
     _check_file(path)

@@ -1,4 +1,4 @@
-"""``nnunet-lossplug demo --seed N`` / ``--compare --seeds K`` (issue 20): the seed's plumbing and the report."""
+"""``nnunet-lossplug demo --seed N`` / ``--compare --seeds K``: the seed's plumbing and the report."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluation per region and without ignored voxels (SPEC §4) against nnU-Net's own evaluation functions."""
+"""Evaluation per region and without ignored voxels (docs/conventions.md#regions) against nnU-Net's own evaluation functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Faults of the map cache and of the ``nnunet-lossplug`` CLI (issue #11), with real files and processes.
+"""Faults of the map cache and of the ``nnunet-lossplug`` CLI, with real files and processes.
 
 Each test damages a real cache built from the session's dataset preprocessed by nnU-Net, or runs the real
 console script, and checks what a user sees: the damage is found and repaired, or the command stops with one
@@ -156,7 +156,7 @@ def test_a_killed_worker_ends_the_build_with_a_named_error_and_the_next_run_comp
                     os.kill(workers[0], signal.SIGKILL)
                     killed = workers[0]
                 time.sleep(0.02)
-            out, err = process.communicate(timeout=30)  # before issue #11 the build waited here forever
+            out, err = process.communicate(timeout=30)  # before the fix the build waited here forever
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)

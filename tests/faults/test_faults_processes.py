@@ -1,4 +1,4 @@
-"""Faults of the precompute processes (issue #21): signals, the build lock, a full disk, a dangling symlink.
+"""Faults of the precompute processes: signals, the build lock, a full disk, a dangling symlink.
 
 Each test runs the real ``nnunet-lossplug precompute`` console script on a copy of the session's dataset
 preprocessed by nnU-Net, and sends it real signals (SIGTERM, SIGKILL, SIGINT as Ctrl-C does), gives it a real

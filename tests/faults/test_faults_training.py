@@ -1,4 +1,4 @@
-"""Faults at training time (issue #11), through nnU-Net's own ``nnUNetv2_train`` on tiny data.
+"""Faults at training time, through nnU-Net's own ``nnUNetv2_train`` on tiny data.
 
 - A training loss that becomes non-finite stops the run at once with the batch's cases and what to check,
   instead of finishing with ``train_loss nan`` and a NaN checkpoint.

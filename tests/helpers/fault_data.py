@@ -1,4 +1,4 @@
-"""Helpers of the fault tests (issue #11): copies of the session's preprocessed dataset that a test may damage.
+"""Helpers of the fault tests: copies of the test run's preprocessed dataset that a test may damage.
 
 Each copy lives in its own world-readable folder under the system temporary directory (pytest's own folders are
 private to the user running the tests), so a test can run a command as another, unprivileged user on it.

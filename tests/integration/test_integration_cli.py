@@ -1,4 +1,4 @@
-"""nnU-Net's own entry points with the plugin installed: discovery, plan/preprocess, train, predict (issue #2)."""
+"""nnU-Net's own entry points with the plugin installed: discovery, plan/preprocess, train, predict."""
 
 from __future__ import annotations
 

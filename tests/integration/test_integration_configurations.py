@@ -1,4 +1,4 @@
-"""Every nnU-Net configuration and training mode with the plugin's trainers, through nnU-Net's own CLI (issue 23).
+"""Every nnU-Net configuration and training mode with the plugin's trainers, through nnU-Net's own CLI.
 
 One tiny generated dataset (3 training cases of 24 x 48 x 48 voxels at 2 x 1.5 x 1.5 mm, one test case), planned
 by nnU-Net's own planner with ``-gpu_memory_target 0.02`` (GB): that small memory target shrinks the 3d_fullres

@@ -37,7 +37,7 @@ def expected_rrw(labels: np.ndarray, num_classes: int, spacing) -> np.ndarray:
     for k in range(num_classes):
         inside = labels == k
         if inside.all():
-            out[k] = -1.0  # SPEC edge case: a class filling the array is -1 everywhere
+            out[k] = -1.0  # docs/conventions.md edge case: a class filling the array is -1 everywhere
         elif inside.any():
             out[k][inside] = -dist[k][inside] / dist[k][inside].max()
     return out

@@ -1,4 +1,4 @@
-"""The map cache's key for configurations that inherit from another (issue 23): ``3d_cascade_fullres``.
+"""The map cache's key for configurations that inherit from another: ``3d_cascade_fullres``.
 
 nnU-Net's plans store the cascade's second stage as ``{"inherits_from": "3d_fullres", "previous_stage": ...}``:
 its spacing, patch and data identifier are 3d_fullres's. The key must change when those change.

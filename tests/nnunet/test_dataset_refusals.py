@@ -1,4 +1,4 @@
-"""Label setups: region-based datasets and ignore labels are accepted (SPEC §4); what stays refused says why."""
+"""Label setups: region-based datasets and ignore labels are accepted (docs/conventions.md#regions); what stays refused says why."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""A non-finite loss under DDP stops every rank with the same named error (issue #21): 2 gloo processes on CPU.
+"""A non-finite loss under DDP stops every rank with the same named error: 2 gloo processes on CPU.
 
 Rank 1's loss is NaN, rank 0's is finite. Each rank runs the trainer's check
 (:func:`~nnunet_lossplug.nnunet.trainer.guards.check_finite_loss`) at the same step, as nnU-Net's DDP training
-does before its next gradient all-reduce, and records what happened. Before issue #21 rank 0 passed the check and
+does before its next gradient all-reduce, and records what happened. Before the fix rank 0 passed the check and
 went on to an all-reduce that rank 1 never joined.
 """
 

@@ -1,4 +1,4 @@
-"""Map transport (issue #4): crop, augmentation, deep supervision, and delivery to the loss.
+"""Map transport: crop, augmentation, deep supervision, and delivery to the loss.
 
 The data loaders are built exactly as a training builds them: ``nnUNetTrainerRRW`` & co. from
 :mod:`nnunet_lossplug.trainers` are instantiated on the session's preprocessed dataset with

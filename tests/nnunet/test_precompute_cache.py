@@ -1,4 +1,4 @@
-"""The precompute hook's cache (issue #4): validity, invalidation, atomic writes, concurrency, statistics, CLI.
+"""The precompute hook's cache: validity, invalidation, atomic writes, concurrency, statistics, CLI.
 
 Every test runs on the session's tiny dataset preprocessed by nnU-Net (``preprocessed_dataset``) and starts
 from an empty cache (``fresh_cache``). Expected values are computed here independently of the cache code:
@@ -294,10 +294,10 @@ _WRITE_OVER_THE_LIMIT = """
 import sys
 import numpy as np
 from pathlib import Path
-from nnunet_lossplug.nnunet.map_cache.atomic import NoRoomError, write_npy_atomic
+from nnunet_lossplug.nnunet.map_cache.atomic import DiskFullError, write_npy_atomic
 try:
     write_npy_atomic(Path(sys.argv[1]), np.zeros(64 * 1024, dtype=np.float16))  # 128 KiB
-except NoRoomError as err:
+except DiskFullError as err:
     print(err.strerror, "|", err.filename)
 """
 

@@ -1,4 +1,4 @@
-"""Seeded training (issue 20): ``NNUNET_LOSSPLUG_SEED`` / ``seed`` through nnU-Net's unchanged ``nnUNetv2_train``."""
+"""Seeded training: ``NNUNET_LOSSPLUG_SEED`` / ``seed`` through nnU-Net's unchanged ``nnUNetv2_train``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The plugin trainers' loss under nnU-Net's DDP (issue 23): 2 gloo ranks on CPU against one process.
+"""The plugin trainers' loss under nnU-Net's DDP: 2 gloo ranks on CPU against one process.
 
 nnU-Net's ``run_ddp`` (``nnUNetv2_train … -num_gpus 2``) spawns one process per GPU, joins an NCCL group, builds
 the trainer (which sees ``dist.is_initialized()``: ``is_ddp``, ``local_rank``, its device forced to

@@ -1,4 +1,4 @@
-"""No import cycle in ``nnunet_lossplug``, the rooms of ``nnunet_lossplug.nnunet`` import one way, and the trainer
+"""No import cycle in ``nnunet_lossplug``, the layers of ``nnunet_lossplug.nnunet`` import one way, and the trainer
 package sits on top: its modules import only the public glue, losses and networks, and no library module imports it.
 
 The graph is built from the source with ``ast``: an edge ``a -> b`` for every ``import b`` / ``from b import x``
@@ -14,8 +14,8 @@ from pathlib import Path
 
 PACKAGE = "nnunet_lossplug"
 ROOT = Path(__file__).resolve().parents[2]
-#: rooms of nnunet_lossplug.nnunet, each may import only those after it
-ROOMS = ["trainer", "map_transport", "map_cache", "codecs", "safe_loading", "errors"]
+#: layers of nnunet_lossplug.nnunet, each may import only those after it
+LAYERS = ["trainer", "map_transport", "map_cache", "codecs", "safe_loading", "errors"]
 
 
 def module_name(path: Path) -> str:
@@ -78,20 +78,20 @@ def test_no_import_cycle_in_the_package():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def room(module: str) -> str | None:
+def layer(module: str) -> str | None:
     parts = module.split(".")
     return parts[2] if len(parts) > 2 and parts[:2] == [PACKAGE, "nnunet"] else None
 
 
-def test_rooms_of_the_nnunet_glue_import_one_way():
+def test_layers_of_the_nnunet_glue_import_one_way():
     wrong = []
     for module, imported in import_graph().items():
-        here = room(module)
+        here = layer(module)
         for target in imported:
-            there = room(target)
-            if here and there and here != there and ROOMS.index(there) < ROOMS.index(here):
+            there = layer(target)
+            if here and there and here != there and LAYERS.index(there) < LAYERS.index(here):
                 wrong.append(f"{module} imports {target}")
-    assert not wrong, "a room imports one to its left (order: " + " -> ".join(ROOMS) + "):\n" + "\n".join(wrong)
+    assert not wrong, "a layer imports one to its left (order: " + " -> ".join(LAYERS) + "):\n" + "\n".join(wrong)
 
 
 TRAINERS = f"{PACKAGE}.trainers"

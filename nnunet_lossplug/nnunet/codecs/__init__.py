@@ -7,7 +7,7 @@
   labels (``docs/conventions.md``).
 - :mod:`.chooser`: :func:`source_codec` / :func:`dataset_codec`, the one place that picks a dataset's codec.
 
-Shared by the map cache (encode) and the map transport (decode). This room may import
+Shared by the map cache (encode) and the map transport (decode). This part may import
 :mod:`nnunet_lossplug.maps`, :mod:`nnunet_lossplug.losses`, :mod:`~nnunet_lossplug.nnunet.errors`, numpy and
 torch; never nnunetv2, the cache, the transport or the trainer.
 """

@@ -7,7 +7,7 @@
 - :mod:`.atomic` (atomic writes, the build lock), :mod:`.worker_pool` (workers whose death is reported).
 - :mod:`.case_view`: one case with its map as training reads it (``show-maps``).
 
-This room may import the codecs, :mod:`~nnunet_lossplug.nnunet.errors`, :mod:`nnunet_lossplug.maps` and
+This part may import the codecs, :mod:`~nnunet_lossplug.nnunet.errors`, :mod:`nnunet_lossplug.maps` and
 nnunetv2's dataset and plans classes; never the map transport or the trainer.
 """
 

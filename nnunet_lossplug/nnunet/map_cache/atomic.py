@@ -125,20 +125,20 @@ def _create_temporary_sibling(target: Path) -> Path:
     raise FileExistsError(f"Could not create a temporary file beside {target}; remove stale .*.tmp files there.")
 
 
-#: the errors of a write that found no room: disk full, file-size limit (``ulimit -f``), disk quota
+#: the errors of a write that found the disk full: disk full, file-size limit (``ulimit -f``), disk quota
 NO_ROOM = {errno.ENOSPC: "no space left on device", errno.EFBIG: "file too large (a file-size limit, ulimit -f)",
            errno.EDQUOT: "disk quota exceeded"}
 
 
-class NoRoomError(OSError):
-    """A write that found no room; ``filename`` is the file being written, ``strerror`` what ran out."""
+class DiskFullError(OSError):
+    """A write that found the disk full; ``filename`` is the file being written, ``strerror`` what ran out."""
 
 
 @contextlib.contextmanager
 def _temporary_path(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``target``, moved onto it when the block ends; removed if the block fails.
 
-    A write that runs out of room raises :class:`NoRoomError` naming ``target`` (the partial file is removed).
+    A write that runs out of space raises :class:`DiskFullError` naming ``target`` (the partial file is removed).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     check_replaceable(target)
@@ -149,7 +149,7 @@ def _temporary_path(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
     except OSError as err:
         if err.errno in NO_ROOM:
-            raise NoRoomError(err.errno, NO_ROOM[err.errno], str(target)) from err
+            raise DiskFullError(err.errno, NO_ROOM[err.errno], str(target)) from err
         raise
     finally:
         if is_regular_file(tmp):

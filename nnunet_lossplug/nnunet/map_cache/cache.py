@@ -2,7 +2,7 @@
 
 ``nnunet-lossplug precompute -d DATASET -c CONFIGURATION`` (or a trainer that needs maps, on its first
 start) reads every preprocessed case of the configuration, computes the requested RW maps on the **whole
-3D case** with the case's preprocessed spacing (paper 002 Sec. 4: maps on the 3D images, 2D models on
+3D case** with the case's preprocessed spacing (Valverde & Tohka 2022 Sec. 4: maps on the 3D images, 2D models on
 slices) and the class voxel counts, and writes them to a sibling folder of nnU-Net's data::
 
     nnUNet_preprocessed/DatasetXXX/lossplug_cache/<plans>__<configuration>__<kind>__<hash>/
@@ -45,7 +45,7 @@ from nnunet_lossplug.maps.regions import region_masks
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
 from nnunet_lossplug.nnunet.errors import BuildInterrupted, CacheNotWritableError, MapCacheError, WorkerDiedError
 from nnunet_lossplug.nnunet.map_cache.atomic import (
-    NoRoomError,
+    DiskFullError,
     check_replaceable,
     file_lock,
     foreign_file,
@@ -303,7 +303,7 @@ class CaseCache:
         """Compute and write one case; returns the bytes written."""
         try:
             return self._compute_case(identifier)
-        except NoRoomError as err:
+        except DiskFullError as err:
             raise MapCacheError(
                 f"Writing case {identifier} of the '{self.kind_name}' cache failed: {err.strerror} ({err.filename}); "
                 f"its partial file was removed and the finished cases are kept. Free space or raise the limit, "
@@ -378,7 +378,7 @@ class CaseCache:
 
 
 def _region_statistics(labels: np.ndarray, source: PreprocessedSource) -> dict:
-    """Annotated voxels and, for region-based datasets, the voxel count of each region (SPEC §4)."""
+    """Annotated voxels and, for region-based datasets, the voxel count of each region (docs/conventions.md#regions)."""
     annotated = labels != source.ignore_label if source.ignore_label is not None else np.ones(labels.shape, bool)
     statistics: dict = {"annotated_voxels": int(annotated.sum())}
     if source.regions is not None:

@@ -8,7 +8,7 @@ does what a training batch does for a whole case instead of a patch: the cached 
 and, on a region-based dataset, one binary channel per region plus the ignore label's channel) go through the map
 kind's codec (:meth:`MapCodec.decode`); a rectified map's ``(t, z_t, c_t)`` is expanded to its channels for the
 picture. With exclusive labels (an ignore label or not) that is the ``K``-class map; on a region-based dataset
-it is each region's two-class map ``(z_out, z_in)`` (SPEC §4). :func:`unstable_fraction` is the rectification
+it is each region's two-class map ``(z_out, z_in)`` (docs/conventions.md#regions). :func:`unstable_fraction` is the rectification
 check on that map.
 """
 
@@ -85,7 +85,7 @@ def read_case_maps(source: PreprocessedSource, kind: str, identifier: str, num_p
 
 
 def unstable_fraction(maps: CaseMaps) -> float:
-    """The rectification check (paper 002 Sec. 3.4) on the decoded map, over the annotated voxels.
+    """The rectification check (Valverde & Tohka 2022 Sec. 3.4) on the decoded map, over the annotated voxels.
 
     The share of annotated voxels (the loss masks ignored ones) whose RW-loss gradient can have more than one
     negative component (:func:`~nnunet_lossplug.maps.rectification_report`). On a region-based dataset it is

@@ -197,7 +197,7 @@ class PreprocessedSource:
         """The label map the maps are computed from: channel 0, nnU-Net's -1 (outside the nonzero crop) -> 0.
 
         nnU-Net's training pipeline turns -1 into background (``RemoveLabelTansform(-1, 0)``), so the maps do too.
-        The ignore label, if the dataset declares one, is kept (the codecs treat it, SPEC §4).
+        The ignore label, if the dataset declares one, is kept (the codecs treat it, docs/conventions.md#ignore-labels).
         """
         labels = np.asarray(seg[0]).astype(np.int16, copy=True)
         labels[labels < 0] = 0
@@ -225,7 +225,7 @@ class PreprocessedSource:
 
 
 def check_label_setup(label_manager) -> None:
-    """Refuse label setups the plugin cannot train on (none today: regions and ignore labels work, SPEC §4).
+    """Refuse label setups the plugin cannot train on (none today: regions and ignore labels work, docs/conventions.md#regions).
 
     Kept as the one place where such refusals live; nnU-Net's own checks (an ignore label must be the highest
     label, regions need ``regions_class_order``) run before, in its ``LabelManager``.

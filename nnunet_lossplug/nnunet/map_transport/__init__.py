@@ -18,7 +18,7 @@ float16 channel for RRW) enters and leaves at the loader's seams:
    deep-supervision level from that level's target.
 
 :class:`MapTransport` (:mod:`.transport`) bundles the four for a trainer; :mod:`.dataset` holds step 1,
-:mod:`.transforms` steps 2 to 4. This room may import the codecs, the map cache (the one checked reader of a
+:mod:`.transforms` steps 2 to 4. This part may import the codecs, the map cache (the one checked reader of a
 map file), :mod:`~nnunet_lossplug.nnunet.errors`, batchgeneratorsv2 and torch; never the trainer.
 """
 

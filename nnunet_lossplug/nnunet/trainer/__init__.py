@@ -14,9 +14,9 @@
 - :mod:`.start_notes`: the citation (or "derived from") and the loss's sign, for the log and the listing.
 - Declarations: :mod:`.specs` (loss, optimiser, class weights), :mod:`.schedules`, :mod:`.networks`.
 - Guards: :mod:`.guards` (non-finite loss, absent class, gradient clipping), :mod:`.collapse_guard`,
-  :mod:`.label_setup` (regions and ignore labels, SPEC §4).
+  :mod:`.label_setup` (regions and ignore labels, docs/conventions.md#regions).
 
-This room may import every other room of :mod:`nnunet_lossplug.nnunet`, :mod:`nnunet_lossplug.losses`,
+This part may import every other part of :mod:`nnunet_lossplug.nnunet`, :mod:`nnunet_lossplug.losses`,
 :mod:`nnunet_lossplug.maps`, :mod:`nnunet_lossplug.networks` and nnunetv2; nothing below it imports it.
 """
 

@@ -1,6 +1,6 @@
 """Collapse guard: warn when a foreground class's validation pseudo-Dice stays at 0 for ``patience`` epochs.
 
-Why: the RW loss ``L = mean_i Σ_k s_ik z_ik`` (paper 002 eq. 1) has the logit gradient
+Why: the RW loss ``L = mean_i Σ_k s_ik z_ik`` (Valverde & Tohka 2022 eq. 1) has the logit gradient
 ``∂L/∂x_ik = s_ik (z_ik − Σ_j s_ij z_ij)`` (eq. 2). It is proportional to the softmax ``s_ik``, so once a
 class's probability has fallen to ~0 everywhere, that class gets (almost) no gradient back, whatever the map:
 the class is lost for the rest of the training. A cross-entropy term (``∂CE/∂x_ik = s_ik − y_ik``) does not
@@ -47,7 +47,7 @@ class CollapseEvent:
         return (
             f"Class {self.class_name} has collapsed: its validation pseudo-Dice stayed below {self.threshold:g} "
             f"for {self.epochs} epochs (epochs {self.first_epoch}-{self.last_epoch}). With the RW loss alone a "
-            f"class whose softmax has fallen to 0 gets no gradient back (paper 002 eq. 2: the gradient is "
+            f"class whose softmax has fallen to 0 gets no gradient back (Valverde & Tohka 2022 eq. 2: the gradient is "
             f"proportional to the softmax), so it will not recover. Remedy: add a cross-entropy term "
             f"(nnUNetTrainerRRWCEEqual or nnUNetTrainerRRWCEGradual), or restart with another seed or a lower "
             f"learning rate. (Set collapse_patience = None in the trainer to switch this check off.)"

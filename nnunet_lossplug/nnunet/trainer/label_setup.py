@@ -1,6 +1,6 @@
 """A dataset's label setup seen by the trainer: softmax classes or sigmoid regions, with or without ignore label.
 
-nnU-Net's targets keep the information the losses need (SPEC §4):
+nnU-Net's targets keep the information the losses need (docs/conventions.md#regions):
 
 - classes with an ignore label: a label map ``(B, 1, *spatial)`` holding the ignore value at unannotated voxels;
 - regions: ``(B, R, *spatial)``, one binary channel per region (``ConvertSegmentationToRegionsTransform``),
@@ -70,7 +70,7 @@ class LabelSetup:
                     raise UnsupportedDatasetError(
                         f"{trainer_name}: the loss {name} has no region (sigmoid) mode, so it cannot train on this "
                         f"region-based dataset. Give it a regions=False argument and set supports_regions = True "
-                        f"(SPEC §4: each region a two-class problem with logits (0, x)), or train on exclusive labels."
+                        f"(docs/conventions.md#regions: each region a two-class problem with logits (0, x)), or train on exclusive labels."
                     )
                 module.regions = True
             if self.ignore_label is not None and not getattr(module, "accepts_mask", False):

@@ -45,7 +45,7 @@ class _PlateauHalving:
 
 @dataclass(frozen=True)
 class PlateauHalving:
-    """Halve the learning rate when the validation loss stops decreasing (paper 000 Sec. IV-A).
+    """Halve the learning rate when the validation loss stops decreasing (Nguyen et al. 2019 Sec. IV-A).
 
     The paper gives no patience; 10 epochs (of nnU-Net's 250 iterations) is used by default. The plateau
     counter is not stored in nnU-Net's checkpoints: after ``--c`` the current rate (kept by the optimiser's
@@ -76,7 +76,7 @@ class _StepDecay:
 
 @dataclass(frozen=True)
 class StepDecay:
-    """``lr = lr_0 · gamma^floor(iteration / every_iterations)`` at epoch starts (paper 003: ×0.2 per 10 000)."""
+    """``lr = lr_0 · gamma^floor(iteration / every_iterations)`` at epoch starts (Liu & Fu 2018: ×0.2 per 10 000)."""
 
     every_iterations: int = 10_000
     gamma: float = 0.2

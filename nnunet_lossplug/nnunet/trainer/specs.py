@@ -32,7 +32,7 @@ class Resolvable(Protocol):
 
 @dataclass(frozen=True)
 class TrainingSetClassWeights:
-    """Class weights of paper 001 (eq. 3-5) from the voxel counts of the fold's training cases.
+    """Class weights of Shen et al. 2018 (eq. 3-5) from the voxel counts of the fold's training cases.
 
     The counts come from the precompute hook (``nnunet-lossplug precompute``), which the trainer runs when
     needed; see :func:`nnunet_lossplug.losses.dice_class_weights` for the formulas and ``normalize``.
@@ -54,7 +54,7 @@ class TrainingSetClassWeights:
         log = getattr(trainer, "print_to_log_file", None)
         if log is not None:
             log(f"Class weights ({self.scheme}{', normalised' if self.normalize else ''}): "
-                f"{[float(f'{w:.4g}') for w in weights.tolist()]} (paper 001 eq. 3-5, from the counts above)")
+                f"{[float(f'{w:.4g}') for w in weights.tolist()]} (Shen et al. 2018 eq. 3-5, from the counts above)")
         return torch.as_tensor(weights)
 
 
