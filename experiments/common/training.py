@@ -46,7 +46,8 @@ class TrainSettings:
     Attributes:
         steps: number of optimiser steps (iterations).
         batch_size: images per step (drawn without replacement within an epoch).
-        lr: initial learning rate of Adam (Valverde & Tohka 2022 uses 1e-4 with nnU-Net; at this scale 1e-3, see README).
+        lr: initial learning rate of Adam (Valverde & Tohka 2022 uses 1e-4 with nnU-Net; at this scale 1e-3, see
+        README).
         poly_exponent: ``lr_t = lr (1 - t/steps)^poly_exponent`` (nnU-Net's schedule, 0.9); ``None`` keeps
             the learning rate constant (Shen et al. 2018).
         adam_eps: Adam's epsilon (PyTorch's default 1e-8).

@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-iterations", type=int, default=None,
                         help="validation iterations per epoch (default: nnU-Net's 50)")
     parser.add_argument("--grad-clip", type=float, default=None,
-                        help="L2 gradient-clipping norm, at most 12 (default: 12 as nnU-Net; Nguyen et al. 2019 uses 5)")
+                        help="L2 gradient-clipping norm, at most 12 (default: 12 as nnU-Net; "
+                             "Nguyen et al. 2019 uses 5)")
     parser.add_argument("-o", "--output-folder", default=".", metavar="FOLDER",
                         help="folder of your trainer files, created if missing (default: current folder)")
     parser.set_defaults(func=run)

@@ -1,4 +1,5 @@
-"""Paired permutation test (Valverde & Tohka 2022 Sec. 4.1): hand-computed exact p-values and scipy's permutation_test."""
+"""Paired permutation test (Valverde & Tohka 2022 Sec. 4.1): hand-computed exact p-values and scipy's
+permutation_test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Evaluation per region and without ignored voxels (docs/conventions.md#regions) against nnU-Net's own evaluation functions."""
+"""Evaluation per region and without ignored voxels (docs/conventions.md#regions) against nnU-Net's own evaluation
+functions."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The collapse guard: its rule on hand-made pseudo-Dice sequences, then two real nnU-Net trainings.
 
 The real collapse: a class whose output bias starts at -200 in every segmentation head has softmax exactly 0,
-so the RW loss alone sends it exactly no gradient (Valverde & Tohka 2022 eq. 2) and it stays lost -- the failure mode the
+so the RW loss alone sends it exactly no gradient (Valverde & Tohka 2022 eq. 2) and it stays lost -- the failure mode
+the
 guard is for, produced by training, not by a fake logger. The healthy run adds a cross-entropy term.
 """
 

@@ -1,4 +1,5 @@
-"""Label setups: region-based datasets and ignore labels are accepted (docs/conventions.md#regions); what stays refused says why."""
+"""Label setups: region-based datasets and ignore labels are accepted (docs/conventions.md#regions); what stays
+refused says why."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ does what a training batch does for a whole case instead of a patch: the cached 
 and, on a region-based dataset, one binary channel per region plus the ignore label's channel) go through the map
 kind's codec (:meth:`MapCodec.decode`); a rectified map's ``(t, z_t, c_t)`` is expanded to its channels for the
 picture. With exclusive labels (an ignore label or not) that is the ``K``-class map; on a region-based dataset
-it is each region's two-class map ``(z_out, z_in)`` (docs/conventions.md#regions). :func:`unstable_fraction` is the rectification
+it is each region's two-class map ``(z_out, z_in)`` (docs/conventions.md#regions). :func:`unstable_fraction` is the
+rectification
 check on that map.
 """
 

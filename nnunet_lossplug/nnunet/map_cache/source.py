@@ -225,7 +225,8 @@ class PreprocessedSource:
 
 
 def check_label_setup(label_manager) -> None:
-    """Refuse label setups the plugin cannot train on (none today: regions and ignore labels work, docs/conventions.md#regions).
+    """Refuse label setups the plugin cannot train on (none today: regions and ignore labels work,
+    docs/conventions.md#regions).
 
     Kept as the one place where such refusals live; nnU-Net's own checks (an ignore label must be the highest
     label, regions need ``regions_class_order``) run before, in its ``LabelManager``.

@@ -70,7 +70,8 @@ class LabelSetup:
                     raise UnsupportedDatasetError(
                         f"{trainer_name}: the loss {name} has no region (sigmoid) mode, so it cannot train on this "
                         f"region-based dataset. Give it a regions=False argument and set supports_regions = True "
-                        f"(docs/conventions.md#regions: each region a two-class problem with logits (0, x)), or train on exclusive labels."
+                        f"(docs/conventions.md#regions: each region a two-class problem with logits (0, x)), or "
+                        f"train on exclusive labels."
                     )
                 module.regions = True
             if self.ignore_label is not None and not getattr(module, "accepts_mask", False):

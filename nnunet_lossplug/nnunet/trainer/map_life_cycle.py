@@ -89,7 +89,7 @@ class MapLifeCycle:
         """The kind the loss computes itself from the targets (the ``"loss"`` placement), else None."""
         return self.kind if self.placement == "loss" else None
 
-    # ------------------------------------------------------------------ rectification check (Valverde & Tohka 2022 Sec. 3.4)
+    # ------------------------------------------------------------ rectification check (Valverde & Tohka 2022, Sec. 3.4)
     def worst_unstable_fraction(self) -> float:
         """Largest share of unstable voxels of the map on the first training cases."""
         if self._unstable_fraction is None:
@@ -102,7 +102,8 @@ class MapLifeCycle:
         return self._unstable_fraction
 
     def _case_unstable_fractions(self, labels: np.ndarray, spacing) -> list[float]:
-        """Unstable shares of one case's map: per region for regions, with ignored voxels as outside (docs/conventions.md#regions)."""
+        """Unstable shares of one case's map: per region for regions, with ignored voxels as outside
+        (docs/conventions.md#regions)."""
         assert self.kind is not None
         ignore = self.source.ignore_label
         annotated = labels if ignore is None else np.where(labels == ignore, 0, labels)
@@ -125,8 +126,8 @@ class MapLifeCycle:
         if worst > 0:
             message = (
                 f"RW map '{self.kind.name}' is not rectified: on {cases} training cases up to {worst:.2%} of "
-                f"voxels can get more than one negative logit-gradient component (Valverde & Tohka 2022 Sec. 3.4), which "
-                f"can make training unstable. Make all non-true-class values of each voxel equal (as RRW does)."
+                f"voxels can get more than one negative logit-gradient component (Valverde & Tohka 2022 Sec. 3.4), "
+                f"which can make training unstable. Make all non-true-class values of each voxel equal (as RRW does)."
             )
             warnings.warn(message, stacklevel=3)
             self.log("WARNING: " + message)
