@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.plot(p_values, values, style, color=colour, lw=1.8, label=name)
     ax.set_xscale("logit")
     ax.set_yscale("log")
-    ax.set_ylim(1e-7, 5)  # room for the legend below the curves
+    ax.set_ylim(1e-7, 5)  # space for the legend below the curves
     ax.set_xlabel("probability p of the wrong class (organ) at the voxel")
     ax.set_ylabel("‖∂L/∂logits‖ at the voxel × voxels in the batch")
     ax.set_title(f"Gradient at a background voxel of an empty end slice\n(z_bg = {z_3d[0]:.2f} in the 3D map, "
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             ax.plot(steps, curves.mean(axis=0), color=ARM_COLOURS[arm], lw=2.2, label=arm)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-        if key == "dice_1":  # the one legend of the four panels, where the curves leave room (Dice < 0.7)
+        if key == "dice_1":  # the one legend of the four panels, where the curves leave space (Dice < 0.7)
             ax.set_title(f"{title}\n(thin: seeds, thick: mean)", fontsize=10)
             ax.legend(fontsize=9, loc="lower right")
         else:
