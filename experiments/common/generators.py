@@ -7,7 +7,9 @@ Three generators, one per experiment family:
   :func:`cardiac_like_images` -- the same anatomy drawn larger in small 2D images (for CPU training);
 - :func:`binary_with_empty_images` -- one foreground class, a chosen share of images without target
   (paper 000 Sec. III-B: no-target images);
-- :func:`imbalanced_organs` -- 5 classes of very different sizes (paper 001's abdominal organs in miniature).
+- :func:`imbalanced_organs` -- 5 classes of very different sizes (paper 001's abdominal organs in miniature);
+- :func:`organ_lesion_volumes` -- 3 classes (background, an ellipsoid organ, a small spherical lesion), the
+  slices of anisotropic 3D volumes whose end slices hold no structure (stray components, Valverde & Tohka 2022).
 
 All return a :class:`Segmentation2d`: images z-scored per image, float32 ``(N, 1, H, W)``; labels int64
 ``(N, H, W)``; ``groups`` (N,) ints (the volume a slice comes from, or the image index).
@@ -30,10 +32,19 @@ __all__ = [
     "cardiac_slices",
     "ellipse_mask",
     "imbalanced_organs",
+    "ORGAN_LESION_NAMES",
+    "ORGAN_LESION_SPACING",
+    "organ_lesion_volumes",
 ]
 
 ORGAN_NAMES = ("background", "liver", "kidney", "vessel", "duct")
 """Class names of :func:`imbalanced_organs`, label order."""
+
+ORGAN_LESION_NAMES = ("background", "organ", "lesion")
+"""Class names of :func:`organ_lesion_volumes`, label order."""
+
+ORGAN_LESION_SPACING = (3.0, 1.0, 1.0)
+"""Voxel size (mm) of :func:`organ_lesion_volumes` along (slices, rows, columns): thick slices."""
 
 
 @dataclass(frozen=True)
@@ -248,3 +259,58 @@ def imbalanced_organs(num_images: int, size: int = 32, seed: int = 0) -> Segment
         images[index] = image
         labels[index] = label
     return Segmentation2d(_zscore(images)[:, None], labels, np.arange(num_images, dtype=np.int64))
+
+
+def organ_lesion_volumes(num_cases: int, size: int = 32, slices: int = 12, empty_end_slices: int = 2,
+                         seed: int = 0) -> Segmentation2d:
+    """The slices of ``num_cases`` 3D volumes ``(slices, size, size)`` with an ellipsoid organ and a small lesion.
+
+    Spacing :data:`ORGAN_LESION_SPACING` (3 x 1 x 1 mm). Labels 0 background, 1 organ (an ellipsoid with
+    in-plane semi-axes of 22-32 % of ``size``, randomly rotated and shifted, spanning every slice except
+    ``empty_end_slices`` at each end), 2 lesion (a sphere of radius 2.5-3.5 mm next to the organ, at most 3
+    slices). The ``empty_end_slices`` first and last slices hold no structure at all. Intensities: background
+    0.2 with a smooth texture (std about 0.1), organ 0.6, lesion 1.0, blurred in-plane (sigma 0.7 px), white noise
+    of std 0.15. Each volume is z-scored as a whole (nnU-Net's per-case normalisation), so an empty slice
+    keeps its low intensity. ``groups`` is the case index; the slices of a case are consecutive, in order.
+    """
+    _check_size(size)
+    if num_cases < 1 or empty_end_slices < 1 or slices < 2 * empty_end_slices + 3:
+        raise ValueError(
+            f"need num_cases >= 1, empty_end_slices >= 1 and slices >= 2 * empty_end_slices + 3; got "
+            f"num_cases={num_cases}, slices={slices}, empty_end_slices={empty_end_slices}."
+        )
+    rng = np.random.default_rng(seed)
+    spacing = np.asarray(ORGAN_LESION_SPACING)
+    zz, yy, xx = np.mgrid[0:slices, 0:size, 0:size].astype(np.float64) * spacing[:, None, None, None]
+    first, last = empty_end_slices, slices - 1 - empty_end_slices
+    intensity = np.array([0.2, 0.6, 1.0])
+    images, labels, groups = [], [], []
+    for case in range(num_cases):
+        label = np.zeros((slices, size, size), dtype=np.int64)
+        # organ: its centre and z semi-axis put its first and last voxel centres on the first/last organ slice
+        cz = 0.5 * (first + last) * spacing[0]
+        rz = (0.5 * (last - first) + 0.45) * spacing[0]
+        radii = rng.uniform(0.22, 0.32, 2) * size
+        cy, cx = size / 2 + rng.uniform(-0.08, 0.08, 2) * size
+        angle = rng.uniform(0, np.pi)
+        du, dv = xx - cx, yy - cy
+        u = np.cos(angle) * du + np.sin(angle) * dv
+        v = -np.sin(angle) * du + np.cos(angle) * dv
+        organ = ((zz - cz) / rz) ** 2 + (u / radii[1]) ** 2 + (v / radii[0]) ** 2 <= 1.0
+        label[organ] = 1
+        # lesion: a sphere beside the organ in a slice of the organ's middle half
+        radius = rng.uniform(2.5, 3.5)
+        direction = rng.uniform(0, 2 * np.pi)
+        reach = max(radii) + radius + rng.uniform(1.0, 2.5)
+        ly = float(np.clip(cy + reach * np.sin(direction), radius + 1, size - radius - 2))
+        lx = float(np.clip(cx + reach * np.cos(direction), radius + 1, size - radius - 2))
+        lz = rng.integers(first + (last - first) // 4, last - (last - first) // 4 + 1) * spacing[0]
+        lesion = (zz - lz) ** 2 + (yy - ly) ** 2 + (xx - lx) ** 2 <= radius**2
+        label[lesion] = 2
+        texture = gaussian_filter(rng.normal(0.0, 1.0, label.shape), sigma=(0, 3.0, 3.0)) * 0.6
+        image = gaussian_filter(intensity[label], sigma=(0, 0.7, 0.7)) + texture
+        image = image + rng.normal(0.0, 0.15, label.shape)
+        images.append(_zscore(image[None])[0])
+        labels.append(label)
+        groups.append(np.full(slices, case, dtype=np.int64))
+    return Segmentation2d(np.concatenate(images)[:, None], np.concatenate(labels), np.concatenate(groups))

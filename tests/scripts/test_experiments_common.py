@@ -13,13 +13,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # the experiments folder is not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
+from experiments.common.components import (  # noqa: E402
+    keep_largest_component_per_class,
+    stray_components,
+    stray_mask,
+)
 from experiments.common.generators import (  # noqa: E402
+    ORGAN_LESION_SPACING,
     ORGAN_NAMES,
     Segmentation2d,
     binary_with_empty_images,
     cardiac_like_images,
     cardiac_slices,
     imbalanced_organs,
+    organ_lesion_volumes,
 )
 from experiments.common.metrics import dice_per_group, false_positive_voxels, per_image_dice  # noqa: E402
 from experiments.common.reporting import markdown_table  # noqa: E402
@@ -95,10 +102,72 @@ def test_imbalanced_organs_are_ordered_by_size():
     assert shares[3] < 0.02 and shares[4] < 0.03 and shares[1] > 0.1
 
 
+def test_organ_lesion_volumes_have_empty_end_slices_and_both_structures():
+    data, again = organ_lesion_volumes(3, size=32, slices=12, empty_end_slices=2, seed=5), \
+        organ_lesion_volumes(3, size=32, slices=12, empty_end_slices=2, seed=5)
+    np.testing.assert_array_equal(data.images, again.images)
+    assert data.images.shape == (36, 1, 32, 32) and data.images.dtype == np.float32
+    np.testing.assert_array_equal(data.groups, np.repeat(np.arange(3), 12))
+    for case in range(3):
+        volume = data.labels[data.groups == case]
+        has_structure = volume.reshape(12, -1).any(axis=1)
+        np.testing.assert_array_equal(has_structure, [False] * 2 + [True] * 8 + [False] * 2)
+        assert (volume == 1).sum() > 500 and 10 < (volume == 2).sum() < 200  # an organ and a small lesion
+        image = data.images[data.groups == case, 0]
+        # z-scored per volume, not per slice: the empty end slices stay darker than the organ's slices
+        assert abs(float(image.mean())) < 1e-4 and abs(float(image.std()) - 1.0) < 1e-3
+        assert image[0].mean() < image[6].mean()
+    assert ORGAN_LESION_SPACING == (3.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="empty_end_slices"):
+        organ_lesion_volumes(1, slices=6, empty_end_slices=2)
+
+
 def test_segmentation2d_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="expected images"):
         Segmentation2d(np.zeros((2, 1, 8, 8), np.float32), np.zeros((3, 8, 8), np.int64),
                        np.zeros(2, np.int64))
+
+
+# --- connected components ---------------------------------------------------------------------------------
+def _organ_with_a_stray() -> tuple[np.ndarray, np.ndarray]:
+    """Truth: a 2 x 3 x 3 block in slices 2-3 of 6; prediction: the block, a diagonal neighbour of it, and a
+    2-voxel stray in the empty slice 0, 2 slices (6 mm) above and 1 column beside the block."""
+    truth = np.zeros((6, 8, 8), dtype=np.int64)
+    truth[2:4, 2:5, 2:5] = 1
+    prediction = truth.copy()
+    prediction[4, 5, 5] = 1  # touches the block only diagonally: the same component at full connectivity
+    prediction[0, 3, 5:7] = 1
+    return prediction, truth
+
+
+def test_stray_components_hand_computed():
+    prediction, truth = _organ_with_a_stray()
+    strays = stray_components(prediction, truth, [1, 2], spacing=(3.0, 1.0, 1.0))
+    assert len(strays) == 1
+    stray = strays[0]
+    assert (stray.label, stray.voxels, stray.voxels_in_empty_slices) == (1, 2, 2)
+    # nearest true voxel of (0, 3, 5) is (2, 3, 4): sqrt(6^2 + 1^2) mm
+    assert stray.distance_mm == pytest.approx(np.sqrt(37.0))
+    assert stray_mask(prediction, truth, 1).sum() == 2 and stray_mask(prediction, truth, 1)[0, 3, 5]
+    assert not stray_mask(prediction, truth, 2).any()
+    with pytest.raises(ValueError, match="share a shape"):
+        stray_components(prediction, truth[:5], [1], spacing=(3.0, 1.0, 1.0))
+
+
+def test_predicted_class_absent_from_the_truth_is_stray_at_infinite_distance():
+    truth = np.zeros((3, 4, 4), dtype=np.int64)
+    prediction = truth.copy()
+    prediction[1, 1, 1] = 2
+    (stray,) = stray_components(prediction, truth, [2], spacing=(1.0, 1.0, 1.0))
+    assert stray.voxels == 1 and stray.distance_mm == np.inf
+
+
+def test_keeping_the_largest_component_removes_the_stray_and_nothing_else():
+    prediction, truth = _organ_with_a_stray()
+    kept = keep_largest_component_per_class(prediction, [1, 2])
+    assert not kept[0].any()  # the stray went to background
+    np.testing.assert_array_equal(kept[1:], prediction[1:])  # the organ and its diagonal neighbour stay
+    assert prediction[0].any()  # the input is not modified
 
 
 # --- network ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from experiments import (  # noqa: E402
     convergence_stability,
     gradient_signs,
     sa_dice_empty_images,
+    stray_components,
 )
 from experiments.common.unet2d import TinyUNet2d  # noqa: E402
 from nnunet_lossplug.losses import DiceLoss  # noqa: E402
@@ -66,6 +67,24 @@ def test_empty_images_get_no_gradient_from_per_image_dice_but_do_from_sa_dice():
     assert 0 < share(DiceLoss(batch_dice=False, do_bg=False, smooth=1.0), model, images, labels, has_target)
 
 
+def test_rw_gradient_at_a_confidently_wrong_voxel_vanishes_and_cross_entropy_does_not():
+    # Valverde & Tohka 2022, eq. 2: s_k (z_k - Σ s_j z_j) / numel -> 0 as the wrong class's s -> 1; CE: s - y
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[0, 5:, 5:] = 1
+    rrw = torch.from_numpy(stray_components.rw_map(labels[0].numpy(), 3, "rrw"))[None].double()
+    voxel, p = (0, 0, 0), np.array([0.5, 0.999])
+    losses = stray_components.gradient_losses(labels, rrw, rrw, {"mixture": 0.01})
+    rw = stray_components.probe_gradient(losses["RW, RRW map of the 3D volume"], labels, voxel, 1, p)
+    ce = stray_components.probe_gradient(losses["CE"], labels, voxel, 1, p)
+    mixture = stray_components.probe_gradient(losses["mixture"], labels, voxel, 1, p)
+    # by hand at p = 0.5, z = (-1, 1, 1), s = (0.495, 0.5, 0.005): z̄ = 0.01, g = s (z - z̄) / K
+    s, z = np.array([0.495, 0.5, 0.005]), np.array([-1.0, 1.0, 1.0])
+    assert rw[0] == pytest.approx(np.linalg.norm(s * (z - s @ z)) / 3, rel=1e-6)
+    assert rw[1] < 0.01 * rw[0]  # vanishes
+    assert ce[1] == pytest.approx(np.linalg.norm([0.99e-3 - 1, 0.999, 1e-5]), rel=1e-6)  # ||s - y|| -> sqrt 2
+    assert mixture[1] == pytest.approx(0.01 * ce[1] + 0.99 * rw[1], rel=0.05)  # α·CE keeps a floor
+
+
 @pytest.mark.parametrize(
     "module, extra",
     [
@@ -73,6 +92,7 @@ def test_empty_images_get_no_gradient_from_per_image_dice_but_do_from_sa_dice():
         (convergence_stability, ["--seeds", "2"]),
         (sa_dice_empty_images, []),
         (class_weighted_dice, []),
+        (stray_components, ["--seeds", "1"]),
     ],
 )
 def test_quick_run_writes_figure_and_table(module, extra, tmp_path, capsys):
