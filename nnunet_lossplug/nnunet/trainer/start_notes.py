@@ -8,7 +8,9 @@
 - :func:`loss_sign_note`: one line for a loss that is negative by design (the RW loss of Valverde & Tohka 2022,
   eq. 1, whose docstring explains the sign; trainable deep-supervision weights, ``docs/conventions.md``), so a
   negative ``train_loss`` in the log reads as expected, not as a fault.
-- :func:`log_start_notes`: both lines, as a trainer writes them to its log when it builds its loss.
+- :func:`stray_components_note`: one line for the RW loss alone, which can leave confident false components far
+  from the target: compare it after nnU-Net's post-processing, or mix it with cross-entropy.
+- :func:`log_start_notes`: these lines, as a trainer writes them to its log when it builds its loss.
 - :func:`round_weights`: deep-supervision weights with 4 significant digits, for the log.
 """
 
@@ -82,6 +84,21 @@ def loss_sign_note(losses: Iterable[nn.Module], trainable_weights: bool) -> str 
     return None
 
 
+def stray_components_note(loss: nn.Module) -> str | None:
+    """The line for the training log when the per-resolution loss is the RW loss alone, else None.
+
+    The RW loss is linear in the softmax, so its gradient at a confidently wrong voxel vanishes (Valverde & Tohka
+    2022, eq. 2): small false components far from the target can survive training (measured in
+    ``experiments/stray_components.py``), which nnU-Net's largest-component post-processing removes.
+    """
+    if not isinstance(loss, RegionWiseLoss):
+        return None
+    return ("the RW loss alone can leave small confident false components far from the target (its gradient "
+            "vanishes at a confidently wrong voxel): compare it after nnU-Net's post-processing "
+            "(nnUNetv2_find_best_configuration, nnUNetv2_apply_postprocessing) or train nnUNetTrainerRRWCEGradual "
+            "(docs/trainers.md#rw-loss-alone-stray-components-and-post-processing)")
+
+
 def round_weights(weights: Iterable[float]) -> list[float]:
     """``weights`` with 4 significant digits (``0.5333333333333333`` -> ``0.5333``)."""
     return [float(f"{w:.4g}") for w in weights]
@@ -95,3 +112,6 @@ def log_start_notes(cls: type, criterion: nn.Module, log: Callable[[str], object
     sign = loss_sign_note([getattr(criterion, "loss", criterion)], bool(getattr(criterion, "trainable", False)))
     if sign:
         log(sign)
+    strays = stray_components_note(getattr(criterion, "loss", criterion))
+    if strays:
+        log(strays)
