@@ -21,9 +21,12 @@ voxel contributes nothing to the value and receives exactly zero gradient.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import torch
 from torch import Tensor
 
+from ._inputs import check_or_poison
 from .rectified_map import RectifiedMap
 
 __all__ = [
@@ -60,7 +63,11 @@ def two_class_logits(logits: Tensor) -> Tensor:
 
 
 def region_labels(target: Tensor, logits: Tensor) -> Tensor:
-    """Binary region target ``(B, R, *spatial)`` -> label maps ``(B·R, 1, *spatial)`` (0 outside, 1 inside)."""
+    """Binary region target ``(B, R, *spatial)`` -> label maps ``(B·R, 1, *spatial)`` (0 outside, 1 inside).
+
+    A value other than 0 and 1 is refused (eagerly) or makes the labels NaN (with deferred checks; see
+    :func:`~nnunet_lossplug.losses._inputs.check_or_poison`).
+    """
     if not isinstance(target, Tensor) or tuple(target.shape) != tuple(logits.shape):
         shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(
@@ -69,10 +76,13 @@ def region_labels(target: Tensor, logits: Tensor) -> Tensor:
         )
     with torch.no_grad():
         target = target.to(logits.device)
-        if bool(torch.any((target != 0) & (target != 1))):
-            raise ValueError("a region target must hold 0 (outside) and 1 (inside) only.")
         batch, regions, *spatial = target.shape
-        return target.reshape(batch * regions, 1, *spatial).long()
+
+        def refuse() -> NoReturn:
+            raise ValueError("a region target must hold 0 (outside) and 1 (inside) only.")
+
+        labels = check_or_poison(target.float(), (target != 0) & (target != 1), refuse)
+        return labels.reshape(batch * regions, 1, *spatial)
 
 
 def two_class_map(rw_map: Tensor, logits: Tensor, name: str = "rw_map") -> Tensor:
@@ -131,6 +141,7 @@ def masked_voxel_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     mean over the images with at least one annotated voxel (without a mask: ``values.mean()``, every image
     having ``N`` voxels). A batch without any annotated voxel gives 0 (and zero gradients). Ignored voxels
     are selected away with ``torch.where``: their gradient is exactly 0 even where ``values`` is not finite.
+    Nothing is read on the host (no boolean indexing), so the mean neither stalls a GPU nor breaks a graph.
     """
     if mask is None:
         return values.mean()
@@ -138,9 +149,9 @@ def masked_voxel_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     per_image = kept.flatten(1).sum(1)
     counts = mask.flatten(1).sum(1).to(values.dtype) * values.shape[1]
     annotated = counts > 0
-    if not bool(annotated.any()):
-        return kept.sum() * 0.0
-    return (per_image[annotated] / counts[annotated]).mean()
+    # multiplications by the mask instead of per_image[annotated]: no host round-trip for the selection
+    per_image_mean = per_image / torch.where(annotated, counts, torch.ones_like(counts))
+    return (per_image_mean * annotated).sum() / annotated.sum().clamp_min(1)
 
 
 def region_problem(logits: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:

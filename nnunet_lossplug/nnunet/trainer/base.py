@@ -38,8 +38,9 @@ from nnunet_lossplug.nnunet.trainer.guards import (
     warn_if_defined_twice,
 )
 from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
-from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, to_device
+from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, compile_loss_parts, to_device
 from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapLifeCycle
+from nnunet_lossplug.nnunet.trainer.mixed_precision import grad_scaler_for
 from nnunet_lossplug.nnunet.trainer.networks import check_pretrained_weights_of_command_line
 from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
 from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
@@ -184,6 +185,9 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
         spacing = self.configuration_manager.spacing if kind is not None else None
         loss = TrainerLoss(criterion, kind, self.source.num_classes if kind is not None else 0, spacing,
                            label_setup=self.label_setup, transport=self.maps.transport)
+        if self._do_i_compile():  # as nnU-Net's _build_loss compiles its Dice loss
+            self.print_to_log_file(f"Compiling the loss parts: {', '.join(compile_loss_parts(criterion))}")
+        self.grad_scaler = grad_scaler_for(criterion, self.grad_scaler, self.device.type, self.print_to_log_file)
         maps = f"{self.rw_map} ({self.map_placement})" if self.rw_map is not None else "none"
         self.print_to_log_file(
             f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'} on {self.label_setup.describe()}; "
@@ -252,9 +256,11 @@ class LossPlugTrainer(SeededTraining, nnUNetTrainer):
                 module.set_epoch(self.current_epoch)
 
     def train_step(self, batch: dict) -> dict:
-        """nnU-Net's ``train_step``; the loss decodes the maps and stops a non-finite value naming the cases."""
-        with self.loss.checking(lambda value: check_finite_loss(self, value, batch)):
-            return super().train_step(batch)
+        """nnU-Net's ``train_step`` (the loss decodes the maps); a non-finite loss stops the run naming the cases."""
+        with self.loss.deferred_checks():  # input checks on the device: nothing read there but nnU-Net's reads
+            result = super().train_step(batch)
+        check_finite_loss(self, result["loss"], batch)  # nnU-Net's logged loss, already on the host
+        return result
 
     def validation_step(self, batch: dict) -> dict:
         """nnU-Net's ``validation_step`` on the decoded target; the loss gets the maps beforehand."""
