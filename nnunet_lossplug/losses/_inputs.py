@@ -60,7 +60,7 @@ def deferred_input_checks() -> Iterator[None]:
 
 def checks_deferred() -> bool:
     """``True`` inside :func:`deferred_input_checks` and while ``torch.compile`` traces the loss."""
-    return _deferred_depth > 0 or torch.compiler.is_compiling()
+    return torch.compiler.is_compiling() or _deferred_depth > 0  # compiling first: no guard on the global
 
 
 def check_or_poison(values: Tensor, bad: Tensor, refuse: Callable[[], NoReturn]) -> Tensor:

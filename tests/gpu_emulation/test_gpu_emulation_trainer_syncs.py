@@ -23,7 +23,7 @@ from helpers.trainer_steps import (
     trainer_class,
 )
 
-from nnunet_lossplug.nnunet.errors import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.errors import NonFiniteLossError, UnsupportedDatasetError
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,16 @@ def test_no_trainer_step_synchronises_more_than_nnunets_own(datasets, kind):
         if measured is not None and measured[0] > bound:
             worse.append(f"{name}: {measured[0]} ({'; '.join(measured[1])})")
     assert not worse, f"nnUNetTrainer synchronises {bound} times per step on {kind}; these more:\n" + "\n".join(worse)
+
+
+def test_a_bad_label_in_a_batch_still_stops_the_step_naming_the_cases_and_the_label(preprocessed_dataset):
+    """The label check runs on the device during the step; the loss turns NaN, the stop names the cause."""
+    with started_trainer(trainer_class("nnUNetTrainerDiceOnly"), preprocessed_dataset.preprocessed_folder) as trainer:
+        batch = next(trainer.dataloader_train)
+        for level in batch["target"]:
+            level[0, 0, 0, 0] = 7  # a label the dataset does not have
+        with pytest.raises(NonFiniteLossError) as stop:
+            trainer.train_step(batch)
+    message = str(stop.value)
+    assert "label values must lie in [0, K) = [0, 4), found [7]" in message, message
+    assert all(str(key) in message for key in batch["keys"]) and "\n" not in message
