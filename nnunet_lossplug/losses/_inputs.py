@@ -180,9 +180,15 @@ def _label_map_to_one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) 
             f"skipped (docs/conventions.md, Ignore labels)."
         )
 
-    # a comparison, not scatter_: a label outside [0, K) gives a zero row here instead of an out-of-bounds write
-    classes = torch.arange(num_classes, device=labels.device).view(1, num_classes, *[1] * (labels.ndim - 2))
-    return check_or_poison((labels == classes).to(dtype), bad, refuse)
+    shape = (labels.shape[0], num_classes, *labels.shape[2:])
+    one_hot = torch.zeros(shape, dtype=dtype, device=labels.device)
+    if not checks_deferred():
+        if bool(torch.any(bad)):
+            refuse()
+        return one_hot.scatter_(1, labels.long(), 1.0)
+    # deferred: a bad voxel gets NaN in the channel its clamped label points at (no out-of-bounds write)
+    value = torch.where(bad, float("nan"), 1.0).to(dtype)
+    return one_hot.scatter_(1, labels.long().clamp(0, num_classes - 1), value)
 
 
 def _checked_one_hot(target: Tensor, dtype: torch.dtype) -> Tensor:
