@@ -119,3 +119,21 @@ def test_the_trainer_compiles_its_loss_parts_where_nnunet_compiles(preprocessed_
             mixture = loss.criterion.loss
             assert loss_is_compiled(mixture.first) and loss_is_compiled(mixture.second)
             assert getattr(mixture, "_compiled_call_impl", None) is None
+
+
+def test_a_compiled_loss_s_bad_target_is_still_named_after_the_nan():
+    """Compiled, a loss checks on the device (NaN); the stop's diagnosis runs it eagerly to name the label."""
+    from types import SimpleNamespace
+
+    from nnunet_lossplug.losses import DiceLoss
+    from nnunet_lossplug.nnunet.trainer.guards import input_problem
+
+    loss = DiceLoss()
+    loss.compile()
+    labels = torch.zeros(1, 1, 8, 8, dtype=torch.long)
+    labels[0, 0, 0, 0] = 5
+    logits = torch.randn(1, 3, 8, 8)
+    assert torch.isnan(loss(logits, labels))
+    trainer = SimpleNamespace(network=torch.nn.Identity(), loss=loss, device=torch.device("cpu"))
+    problem = input_problem(trainer, {"data": logits, "target": labels})
+    assert "label values must lie in [0, K) = [0, 3), found [5]" in problem, problem

@@ -123,8 +123,10 @@ def input_problem(trainer: Any, batch: Mapping[str, Any]) -> str:
     target = batch["target"]
     target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
     autocast = torch.autocast(device.type) if device.type == "cuda" else contextlib.nullcontext()
+    set_stance = getattr(torch.compiler, "set_stance", None)  # compiled losses check on the device: run them eagerly
+    eager = set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
     try:
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast, eager:
             loss(network(batch["data"].to(device)), target)
     except (ValueError, TypeError) as error:
         return " ".join(str(error).split())
