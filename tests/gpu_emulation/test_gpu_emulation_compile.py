@@ -112,7 +112,7 @@ def test_the_trainer_compiles_its_loss_parts_where_nnunet_compiles(preprocessed_
             return True
 
     for cls, expected in ((rrw_dice, False), (CompilingTrainer, True)):
-        trainer = cls(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+        trainer = cls(dict(plans), "2d", 0, dataset_json, device=torch.device("cpu"))  # nnU-Net pops a key
         loss = trainer._build_loss()
         assert loss_is_compiled(loss.criterion) is expected, cls.__name__
         if expected:  # the components are compiled, the mixture and deep supervision stay eager
