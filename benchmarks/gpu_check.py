@@ -30,7 +30,11 @@ after each trainer so that a run killed by a timeout still leaves its rows): per
 per iteration (median, min, max over the timed iterations), median batch wait and training step, median / the
 median of ``nnUNetTrainer`` of the same configuration, peak GPU memory (``torch.cuda.max_memory_allocated`` from
 ``initialize()`` on; ``n/a`` on a CPU), whether every loss (warm-up included) was finite, the batch size, the
-set-up time (construct + initialize + on_train_start) and the warm-up time (compilation included).
+set-up time (construct + initialize + on_train_start) and the warm-up time (compilation included); whether the
+loss is compiled (nnU-Net compiles its Dice loss where it compiles the network, the plugin its per-level losses)
+and the device->host synchronisations of one more, untimed training step (``syncs / step``, counted by
+``nnunet_lossplug.nnunet.trainer.host_syncs.HostSyncCounter``; each one's operation and place are in
+``gpu_check.json``; nnU-Net's own trainer has 2 on a GPU, 1 on a CPU without GradScaler).
 
 Datasets (``nnunet_lossplug.demo.synthetic``, planned and preprocessed by nnU-Net's ``nnUNetv2_plan_and_preprocess``):
 ``2d`` on 20 ACDC-like cases of 10 x 256 x 224 voxels (10 x 1.5 x 1.5 mm), ``3d_fullres`` on 3 cases of
@@ -174,6 +178,9 @@ class Row:
     warmup_s: float | None = None
     compiled: bool | None = None  # nnU-Net's decision, read from the trainer: torch.compile'd network
     mixed_precision: bool | None = None  # nnU-Net's decision: a GradScaler (autocast on CUDA)
+    loss_compiled: bool | None = None  # the loss (nnU-Net's Dice part, the plugin's per-level losses) compiled
+    syncs: int | None = None  # device->host synchronisations in one training step (HostSyncCounter)
+    sync_events: list[str] = field(default_factory=list)  # each: the operation @ file:line
 
     @property
     def totals(self) -> list[float]:
@@ -477,6 +484,8 @@ def measure(row: Row, preprocessed: Path, plan: DatasetPlan, device, warmup: int
                     row.steps.append(t2 - t1)
             if cuda:
                 row.peak_memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
+            row.loss_compiled = loss_compiled(trainer.loss)
+            count_synchronisations(row, trainer)
         finally:
             if trainer is not None:
                 shut_down(trainer)
@@ -485,6 +494,26 @@ def measure(row: Row, preprocessed: Path, plan: DatasetPlan, device, warmup: int
             if cuda:
                 torch.cuda.empty_cache()
             torch._dynamo.reset()  # the next trainer compiles its own network, as in its own process
+
+
+def loss_compiled(loss) -> bool:
+    """Whether any part of the trainer's loss is compiled (``torch.compile`` or ``nn.Module.compile``)."""
+    return any(type(m).__name__ == "OptimizedModule" or getattr(m, "_compiled_call_impl", None) is not None
+               for m in loss.modules())
+
+
+def count_synchronisations(row: Row, trainer) -> None:
+    """One more, untimed training step, its device->host synchronisations counted (the counter slows it down).
+
+    nnU-Net's own ``nnUNetTrainer`` has two per step on a GPU (GradScaler's found-inf check, the logged loss); on a
+    CPU, without GradScaler, one.
+    """
+    from nnunet_lossplug.nnunet.trainer.host_syncs import HostSyncCounter
+
+    batch = next(trainer.dataloader_train)
+    with HostSyncCounter(trainer.device, [trainer.network, trainer.loss], [trainer.optimizer]) as counter:
+        trainer.train_step(batch)
+    row.syncs, row.sync_events = counter.count, counter.events
 
 
 def run_order(plans: Sequence[DatasetPlan]) -> list[tuple[str, DatasetPlan, str]]:
@@ -507,10 +536,10 @@ def flags(row: Row) -> str:
 
 
 COLUMNS = ("config", "trainer", "s/iter median", "min", "max", "batch wait (median s)", "train step (median s)",
-           "× nnUNetTrainer", "peak GPU memory", "losses finite", "batch", "compile / AMP", "set-up s", "warm-up s",
-           "status")
+           "× nnUNetTrainer", "peak GPU memory", "losses finite", "batch", "compile / AMP", "loss compiled",
+           "syncs / step", "set-up s", "warm-up s", "status")
 RIGHT_ALIGNED = {"s/iter median", "min", "max", "batch wait (median s)", "train step (median s)", "× nnUNetTrainer",
-                 "peak GPU memory", "batch", "set-up s", "warm-up s"}
+                 "peak GPU memory", "batch", "syncs / step", "set-up s", "warm-up s"}
 
 
 def cells(row: Row, baseline: float | None) -> list[str]:
@@ -522,7 +551,8 @@ def cells(row: Row, baseline: float | None) -> list[str]:
             seconds(statistics.median(row.waits)), seconds(statistics.median(row.steps)),
             f"{median / baseline:.2f}" if baseline else "-", memory,
             "yes" if row.losses_finite and row.warmup_losses_finite else "no", str(row.batch_size), flags(row),
-            seconds(row.setup_s), seconds(row.warmup_s), row.status]
+            "-" if row.loss_compiled is None else ("yes" if row.loss_compiled else "no"),
+            "-" if row.syncs is None else str(row.syncs), seconds(row.setup_s), seconds(row.warmup_s), row.status]
 
 
 def table(rows: Sequence[Row], header: str) -> str:

@@ -3,11 +3,11 @@
 Three generators, one per experiment family:
 
 - :func:`cardiac_slices` -- 4 classes (background, RV, myocardium, LV), the short-axis slices of
-  :func:`nnunet_lossplug.demo.synthetic.synthetic_case` volumes (paper 002's ACDC setting in miniature);
+  :func:`nnunet_lossplug.demo.synthetic.synthetic_case` volumes (Valverde & Tohka's (2022) ACDC setting in miniature);
   :func:`cardiac_like_images` -- the same anatomy drawn larger in small 2D images (for CPU training);
 - :func:`binary_with_empty_images` -- one foreground class, a chosen share of images without target
-  (paper 000 Sec. III-B: no-target images);
-- :func:`imbalanced_organs` -- 5 classes of very different sizes (paper 001's abdominal organs in miniature);
+  (Nguyen et al. 2019 Sec. III-B: no-target images);
+- :func:`imbalanced_organs` -- 5 classes of very different sizes (Shen et al.'s (2018) abdominal organs in miniature);
 - :func:`organ_lesion_volumes` -- 3 classes (background, an ellipsoid organ, a small spherical lesion), the
   slices of anisotropic 3D volumes whose end slices hold no structure (stray components, Valverde & Tohka 2022).
 
@@ -90,7 +90,7 @@ def cardiac_slices(num_cases: int, size: int = 40, slices: int = 8, seed: int = 
 
     Labels 0 background, 1 RV, 2 myocardium, 3 LV, from the project's demo generator
     (:func:`nnunet_lossplug.demo.synthetic.synthetic_case`); 1-2 slices at each end of a volume have no
-    foreground (basal/apical slices). ``groups`` is the case index, for per-volume Dice as in paper 002.
+    foreground (basal/apical slices). ``groups`` is the case index, for per-volume Dice as in Valverde & Tohka 2022.
     """
     _check_size(size)
     if num_cases < 1 or slices < 5:
@@ -218,7 +218,7 @@ def binary_with_empty_images(
 
 
 def imbalanced_organs(num_images: int, size: int = 32, seed: int = 0) -> Segmentation2d:
-    """Five classes of very different sizes, like paper 001's abdominal CT (sizes in share of the image).
+    """Five classes of very different sizes, like Shen et al.'s (2018) abdominal CT (sizes in share of the image).
 
     ``liver`` (1): a large ellipse, about 23 %; ``kidney`` (2): a medium ellipse, about 2-3 %; ``vessel``
     (3): a small disk, about 0.7 %; ``duct`` (4): a thin curved tube 1-2 px wide (about 2 % at 32 x 32,

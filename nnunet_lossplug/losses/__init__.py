@@ -18,8 +18,12 @@ logits ``(B, K, *spatial)`` (2D or 3D), applies the softmax itself, and declares
 Region-based datasets and ignore labels (:class:`SegmentationLoss`, "Regions and ignore mask";
 :mod:`~nnunet_lossplug.losses.regions`): every loss above but the two wrappers takes ``regions=True`` and
 ``forward(..., mask=m)``; the wrappers pass both on to their components.
+
+Inside :func:`deferred_input_checks` (and under ``torch.compile``) a bad target makes the loss NaN instead of
+raising, so that no check reads the device in the middle of a training step; eagerly it raises at once.
 """
 
+from ._inputs import deferred_input_checks
 from .calling import INPUT_VOCABULARY, call_loss
 from .class_weights import dice_class_weights
 from .cross_entropy import CrossEntropyLoss, FocalLoss, RWWeightedCrossEntropyLoss
@@ -46,6 +50,7 @@ __all__ = [
     "SegmentationLoss",
     "call_loss",
     "deep_supervision_weights",
+    "deferred_input_checks",
     "dice_class_weights",
     "gradual_alpha",
 ]

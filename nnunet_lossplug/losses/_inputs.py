@@ -12,21 +12,68 @@ per-voxel float map. This module turns those into the tensors the formulas need:
   values outside ``[0, K)``; the losses' ``mask=``, see :mod:`~nnunet_lossplug.losses.regions`);
 - :func:`prepare_map` checks a precomputed RW / distance map ``(B, K, *spatial)``;
 - :func:`full_precision` disables autocast so that the loss arithmetic runs in the dtype chosen above.
+
+**Checks without a host round-trip.** Refusing a bad target needs its values on the host (``bool(tensor)``):
+on a GPU that stalls the device in the middle of a training step, and under ``torch.compile`` it breaks the
+graph. Inside :func:`deferred_input_checks` (the trainer's ``train_step``) and while ``torch.compile`` traces,
+the checks stay on the device instead: a bad target makes the loss NaN (:func:`check_or_poison`), which the
+caller reads anyway (nnU-Net reads every training loss) and then repeats the step's checks eagerly to name the
+problem. Called eagerly outside that block, a loss refuses a bad target at once with a ``ValueError``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import torch
 from torch import Tensor
 
-__all__ = ["full_precision", "one_hot_target", "prepare_logits", "prepare_map"]
+__all__ = [
+    "check_or_poison",
+    "checks_deferred",
+    "deferred_input_checks",
+    "full_precision",
+    "one_hot_target",
+    "prepare_logits",
+    "prepare_map",
+]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 # tolerance for "the channels of a one-hot target sum to 1" (covers float16 targets)
 _ONE_HOT_SUM_ATOL = 1e-3
+#: how many :func:`deferred_input_checks` blocks are open (a training step runs in one thread)
+_deferred_depth = 0
+
+
+@contextlib.contextmanager
+def deferred_input_checks() -> Iterator[None]:
+    """Within the block, a bad target makes the loss NaN instead of raising (no host round-trip; module docstring)."""
+    global _deferred_depth
+    _deferred_depth += 1
+    try:
+        yield
+    finally:
+        _deferred_depth -= 1
+
+
+def checks_deferred() -> bool:
+    """``True`` inside :func:`deferred_input_checks` and while ``torch.compile`` traces the loss."""
+    return torch.compiler.is_compiling() or _deferred_depth > 0  # compiling first: no guard on the global
+
+
+def check_or_poison(values: Tensor, bad: Tensor, refuse: Callable[[], NoReturn]) -> Tensor:
+    """Return floating ``values`` unchanged if no entry of the boolean ``bad`` is set; otherwise refuse them.
+
+    Eagerly, refusing is ``refuse()`` (which raises). With :func:`checks_deferred` nothing is read on the host:
+    every entry of the result becomes NaN when any entry of ``bad`` is set, so the loss computed from it is NaN.
+    """
+    if not checks_deferred():
+        if bool(torch.any(bad)):
+            refuse()
+        return values
+    return values + torch.where(torch.any(bad), float("nan"), 0.0).to(values.dtype)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -117,42 +164,53 @@ def one_hot_target(target: Tensor, logits: Tensor) -> Tensor:
 def _label_map_to_one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     if labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"a label map must hold integer class indices, got dtype {labels.dtype}.")
-    if labels.is_floating_point():
-        if not bool(torch.all(labels == torch.round(labels))):
+    outside = (labels < 0) | (labels >= num_classes)
+    bad = outside | (labels != torch.round(labels)) if labels.is_floating_point() else outside
+
+    def refuse() -> NoReturn:
+        if labels.is_floating_point() and not bool(torch.all(labels == torch.round(labels))):
             raise ValueError(
                 "the label map holds non-integral values; a label map (B, 1, *spatial) must contain integer "
                 "class indices in [0, K). Pass soft targets as (B, K, *spatial) instead."
             )
-    outside = (labels < 0) | (labels >= num_classes)
-    if bool(torch.any(outside)):
         found = torch.unique(labels[outside])[:5].tolist()
         raise ValueError(
             f"label values must lie in [0, K) = [0, {num_classes}), found {found}. For nnU-Net's ignore label "
             f"(a label outside the classes) pass mask=(target != ignore_label) to the loss: its voxels are then "
-            f"skipped (SPEC §4)."
+            f"skipped (docs/conventions.md, Ignore labels)."
         )
+
     shape = (labels.shape[0], num_classes, *labels.shape[2:])
     one_hot = torch.zeros(shape, dtype=dtype, device=labels.device)
-    one_hot.scatter_(1, labels.long(), 1.0)
-    return one_hot
+    if not checks_deferred():
+        if bool(torch.any(bad)):
+            refuse()
+        return one_hot.scatter_(1, labels.long(), 1.0)
+    # deferred: a bad voxel gets NaN in the channel its clamped label points at (no out-of-bounds write)
+    value = torch.where(bad, float("nan"), 1.0).to(dtype)
+    return one_hot.scatter_(1, labels.long().clamp(0, num_classes - 1), value)
 
 
 def _checked_one_hot(target: Tensor, dtype: torch.dtype) -> Tensor:
     target = target.to(compute_dtype(target.dtype) if target.is_floating_point() else dtype)
-    if bool(torch.any((target < 0) | (target > 1))):
-        raise ValueError(
-            f"a one-hot target (B, K, *spatial) must hold values in [0, 1], found values in "
-            f"[{float(target.min())}, {float(target.max())}]."
-        )
-    channel_sum = target.sum(dim=1)
-    worst = float((channel_sum - 1).abs().max())
-    if worst > _ONE_HOT_SUM_ATOL:
+    out_of_range = (target < 0) | (target > 1)
+    deviation = (target.sum(dim=1) - 1).abs()
+
+    def refuse() -> NoReturn:
+        if bool(torch.any(out_of_range)):
+            raise ValueError(
+                f"a one-hot target (B, K, *spatial) must hold values in [0, 1], found values in "
+                f"[{float(target.min())}, {float(target.max())}]."
+            )
         raise ValueError(
             f"the channels of a one-hot target must sum to 1 at every voxel (one class per voxel), but they "
-            f"deviate from 1 by up to {worst:g}. Region-based targets (overlapping channels, trained with "
-            f"sigmoids as in nnU-Net's region-based mode) need the loss's region mode: regions=True (SPEC §4)."
+            f"deviate from 1 by up to {float(deviation.max()):g}. Region-based targets (overlapping channels, "
+            f"trained with sigmoids as in nnU-Net's region-based mode) need the loss's region mode: regions=True "
+            f"(docs/conventions.md, Regions)."
         )
-    return target.to(dtype)
+
+    bad = torch.any(out_of_range) | torch.any(deviation > _ONE_HOT_SUM_ATOL)
+    return check_or_poison(target.to(dtype), bad, refuse)
 
 
 def prepare_map(rw_map: Tensor, logits: Tensor, name: str = "rw_map") -> Tensor:

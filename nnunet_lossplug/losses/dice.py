@@ -133,10 +133,10 @@ class DiceLoss(SegmentationLoss):
     @staticmethod
     def _region_inputs(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """``(sigmoid(logits), y)`` of the regions, in the compute dtype."""
-        region_labels(target, logits)  # checks the shape and the binary values
+        labels = region_labels(target, logits)  # checked shape; binary values (NaN if not, with deferred checks)
         logits = logits.to(compute_dtype(logits.dtype))
         with full_precision(logits.device):
-            return torch.sigmoid(logits), target.to(device=logits.device, dtype=logits.dtype)
+            return torch.sigmoid(logits), labels.reshape(logits.shape).to(logits.dtype)
 
     def _dice(self, probs: Tensor, onehot: Tensor, mask: Tensor | None) -> Tensor:
         """The Dice loss of probabilities against targets, both ``(B, C, *spatial)`` over the summed classes."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import NoReturn
 
 import torch
 from torch import Tensor
 
-from ._inputs import full_precision, one_hot_target, prepare_logits, prepare_map
+from ._inputs import check_or_poison, full_precision, one_hot_target, prepare_logits, prepare_map
 from .regions import masked_voxel_mean, two_class_map, voxelwise_problem
 from .segmentation_loss import SegmentationLoss
 
@@ -63,11 +64,14 @@ class OneSidedHausdorffLoss(SegmentationLoss):
         with full_precision(logits.device):
             onehot = one_hot_target(target, logits)
             distance = prepare_map(rw_map, logits, name="rw_map (the distance map D)")
-            if bool(torch.any(distance < 0)):
+
+            def refuse() -> NoReturn:
                 raise ValueError(
                     f"the distance map of OneSidedHausdorffLoss must be non-negative (unsigned distances "
                     f"to the ground-truth boundary), found a minimum of {float(distance.min()):g}. Signed "
                     f"maps belong to RegionWiseLoss (RW-Boundary)."
                 )
+
+            distance = check_or_poison(distance, distance < 0, refuse)
             probs = torch.softmax(logits, dim=1)
             return masked_voxel_mean((probs - onehot) ** 2 * distance**self.alpha, mask)

@@ -1,8 +1,9 @@
-"""Region (sigmoid) mode and ignore masks shared by the losses; SPEC §4.
+"""Region (sigmoid) mode and ignore masks shared by the losses; docs/conventions.md#regions.
 
 **Regions.** nnU-Net's region-based datasets (BraTS: whole tumour ⊃ tumour core ⊃ enhancing tumour) have one
-logit ``x_r`` per region and a binary target ``y_r`` per region, ``(B, R, *spatial)``. SPEC §4 treats each
-region as a two-class problem {outside, inside}: a softmax over the logits ``(0, x_r)``, whose class 1
+logit ``x_r`` per region and a binary target ``y_r`` per region, ``(B, R, *spatial)``. The conventions
+(docs/conventions.md#regions) treat each region as a two-class problem {outside, inside}: a softmax over the logits
+``(0, x_r)``, whose class 1
 probability is ``sigmoid(x_r)``. :func:`two_class_logits` builds exactly that problem, batch-major
 (problem index ``b·R + r``), so every voxel-wise loss of the package (RW, RW-weighted CE, CE, focal, HD)
 keeps its softmax formula and its normalisation; averaged over the ``B·R`` problems it is the region loss::
@@ -21,9 +22,12 @@ voxel contributes nothing to the value and receives exactly zero gradient.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import torch
 from torch import Tensor
 
+from ._inputs import check_or_poison
 from .rectified_map import RectifiedMap
 
 __all__ = [
@@ -51,7 +55,7 @@ def _check_region_logits(logits: Tensor) -> None:
 def two_class_logits(logits: Tensor) -> Tensor:
     """Region logits ``(B, R, *spatial)`` -> two-class logits ``(B·R, 2, *spatial)`` = ``(0, x_r)``.
 
-    ``softmax((0, x))[1] = sigmoid(x)``: the two-class softmax problem of each region (SPEC §4).
+    ``softmax((0, x))[1] = sigmoid(x)``: the two-class softmax problem of each region (docs/conventions.md#regions).
     """
     _check_region_logits(logits)
     batch, regions, *spatial = logits.shape
@@ -60,7 +64,11 @@ def two_class_logits(logits: Tensor) -> Tensor:
 
 
 def region_labels(target: Tensor, logits: Tensor) -> Tensor:
-    """Binary region target ``(B, R, *spatial)`` -> label maps ``(B·R, 1, *spatial)`` (0 outside, 1 inside)."""
+    """Binary region target ``(B, R, *spatial)`` -> label maps ``(B·R, 1, *spatial)`` (0 outside, 1 inside).
+
+    A value other than 0 and 1 is refused (eagerly) or makes the labels NaN (with deferred checks; see
+    :func:`~nnunet_lossplug.losses._inputs.check_or_poison`).
+    """
     if not isinstance(target, Tensor) or tuple(target.shape) != tuple(logits.shape):
         shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(
@@ -69,10 +77,13 @@ def region_labels(target: Tensor, logits: Tensor) -> Tensor:
         )
     with torch.no_grad():
         target = target.to(logits.device)
-        if bool(torch.any((target != 0) & (target != 1))):
-            raise ValueError("a region target must hold 0 (outside) and 1 (inside) only.")
         batch, regions, *spatial = target.shape
-        return target.reshape(batch * regions, 1, *spatial).long()
+
+        def refuse() -> NoReturn:
+            raise ValueError("a region target must hold 0 (outside) and 1 (inside) only.")
+
+        labels = check_or_poison(target.float(), (target != 0) & (target != 1), refuse)
+        return labels.reshape(batch * regions, 1, *spatial)
 
 
 def two_class_map(rw_map: Tensor, logits: Tensor, name: str = "rw_map") -> Tensor:
@@ -131,6 +142,7 @@ def masked_voxel_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     mean over the images with at least one annotated voxel (without a mask: ``values.mean()``, every image
     having ``N`` voxels). A batch without any annotated voxel gives 0 (and zero gradients). Ignored voxels
     are selected away with ``torch.where``: their gradient is exactly 0 even where ``values`` is not finite.
+    Nothing is read on the host (no boolean indexing), so the mean neither stalls a GPU nor breaks a graph.
     """
     if mask is None:
         return values.mean()
@@ -138,9 +150,9 @@ def masked_voxel_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     per_image = kept.flatten(1).sum(1)
     counts = mask.flatten(1).sum(1).to(values.dtype) * values.shape[1]
     annotated = counts > 0
-    if not bool(annotated.any()):
-        return kept.sum() * 0.0
-    return (per_image[annotated] / counts[annotated]).mean()
+    # multiplications by the mask instead of per_image[annotated]: no host round-trip for the selection
+    per_image_mean = per_image / torch.where(annotated, counts, torch.ones_like(counts))
+    return (per_image_mean * annotated).sum() / annotated.sum().clamp_min(1)
 
 
 def region_problem(logits: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -58,10 +58,15 @@ def test_quick_run_has_one_finite_row_per_trainer(quick_run):
         assert row["losses finite"] == "yes", row
         assert row["peak GPU memory"] == "n/a", row  # CPU run
         assert row["compile / AMP"] == "no / no", row  # nnU-Net's own decision on a CPU
+        assert row["loss compiled"] == "no", row  # compiled only where nnU-Net compiles
         assert float(row["min"]) <= float(row["s/iter median"]) <= float(row["max"]), row
     for configuration in ("2d", "3d_fullres"):
         baseline = next(r for r in rows if r["config"] == configuration and r["trainer"] == "nnUNetTrainer")
         assert baseline["× nnUNetTrainer"] == "1.00"
+        assert baseline["syncs / step"] == "1"  # nnU-Net's logged loss (no GradScaler on a CPU)
+        for row in rows:  # the map-in-the-loss placement copies the targets to the host by design
+            if row["config"] == configuration and row["trainer"] != "RRW reference placement":
+                assert int(row["syncs / step"]) <= 1, row
     # the files written after each trainer hold the same table
     assert (workdir / "gpu_check.md").read_text().strip() == result.stdout.strip()
 

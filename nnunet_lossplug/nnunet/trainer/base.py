@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import torch
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -44,18 +43,20 @@ from nnunet_lossplug.nnunet.trainer.guards import (
     warn_if_defined_twice,
 )
 from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
-from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss
+from nnunet_lossplug.nnunet.trainer.loss import TrainerLoss, compile_loss_parts
 from nnunet_lossplug.nnunet.trainer.map_life_cycle import MapCarryingSeams, MapLifeCycle
+from nnunet_lossplug.nnunet.trainer.mixed_precision import grad_scaler_for
 from nnunet_lossplug.nnunet.trainer.networks import check_pretrained_weights_of_command_line
 from nnunet_lossplug.nnunet.trainer.one_line_errors import OneLineErrors
 from nnunet_lossplug.nnunet.trainer.schedules import PolySchedule
 from nnunet_lossplug.nnunet.trainer.seeding import SeededTraining
 from nnunet_lossplug.nnunet.trainer.specs import LossSpec, OptimizerSpec
 from nnunet_lossplug.nnunet.trainer.start_notes import log_start_notes, round_weights
+from nnunet_lossplug.nnunet.trainer.training_set_statistics import TrainingSetStatistics
 
 
 class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, MapCarryingSeams, CheckedCheckpoints,
-                      nnUNetTrainer):
+                      TrainingSetStatistics, nnUNetTrainer):
     """Base class of the plugin's trainers; subclasses declare (the class attributes below), this class wires.
 
     ``seed`` (None: unseeded; ``NNUNET_LOSSPLUG_SEED`` overrides it) is :class:`~.seeding.SeededTraining`'s.
@@ -71,13 +72,14 @@ class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, M
     ds_weights: ClassVar[str | tuple[float, ...]] = "nnunet"
     #: :class:`OptimizerSpec` (None = nnU-Net's SGD, lr 1e-2), scheduled by ``lr_schedule``
     optimizer_spec: ClassVar[OptimizerSpec | None] = None
-    #: L2 norm of gradient clipping, at most nnU-Net's 12 (paper 000 uses 5); see :func:`~.guards.clip_before_step`
+    #: L2 norm of gradient clipping, at most nnU-Net's 12 (Nguyen et al. 2019 uses 5); see
+    # :func:`~.guards.clip_before_step`
     grad_clip: ClassVar[float] = 12.0
     #: None keeps nnU-Net's 1000 epochs / 250 training / 50 validation iterations per epoch
     epochs: ClassVar[int | None] = None
     iterations_per_epoch: ClassVar[int | None] = None
     val_iterations_per_epoch: ClassVar[int | None] = None
-    #: how many training cases the start-up rectification check reads (paper 002 Sec. 3.4)
+    #: how many training cases the start-up rectification check reads (Valverde & Tohka 2022 Sec. 3.4)
     rectification_check_cases: ClassVar[int] = 3
     #: a function with the signature of nnU-Net's ``build_network_architecture`` (None = nnU-Net's, from the plans);
     #: used for training and by ``nnUNetv2_predict``
@@ -158,20 +160,6 @@ class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, M
         if self.is_ddp:
             dist.barrier()
 
-    def training_set_class_voxel_counts(self) -> np.ndarray:
-        """Voxel counts per class over this fold's training cases, from the precompute hook (run if needed)."""
-        self._ensure_cache(stats := CaseCache(self.source, None), always_log=False)
-        key = "region_voxel_counts" if self.label_setup.regions is not None else "class_voxel_counts"
-        counts = stats.class_voxel_counts(self.do_split()[0], key)
-        self.print_to_log_file(f"Training-set {key.replace('_', ' ')}: {counts.tolist()}")
-        return counts
-
-    def training_set_voxel_total(self) -> int | None:
-        """``N`` of paper 001's class weights for regions (annotated voxels; regions overlap), else None (Σ counts)."""
-        if self.label_setup.regions is None:
-            return None
-        return int(CaseCache(self.source, None).class_voxel_counts(self.do_split()[0], "annotated_voxels")[0])
-
     # ------------------------------------------------------------------ loss and optimiser
     def _build_criterion(self) -> DeepSupervisionLoss:
         if self._criterion is None:
@@ -192,6 +180,9 @@ class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, M
         spacing = self.configuration_manager.spacing if kind is not None else None
         loss = TrainerLoss(criterion, kind, self.source.num_classes if kind is not None else 0, spacing,
                            label_setup=self.label_setup, transport=self.maps.transport)
+        if self._do_i_compile():  # as nnU-Net's _build_loss compiles its Dice loss
+            self.print_to_log_file(f"Compiling the loss parts: {', '.join(compile_loss_parts(criterion))}")
+        self.grad_scaler = grad_scaler_for(criterion, self.grad_scaler, self.device.type, self.print_to_log_file)
         maps = f"{self.rw_map} ({self.map_placement})" if self.rw_map is not None else "none"
         self.print_to_log_file(
             f"Loss: {self.loss_spec.describe() if self.loss_spec else '?'} on {self.label_setup.describe()}; "
@@ -233,9 +224,11 @@ class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, M
 
     # ------------------------------------------------------------------ steps: nnU-Net's own, wrapped
     def train_step(self, batch: dict) -> dict:
-        """nnU-Net's ``train_step``; the loss decodes the maps and stops a non-finite value naming the cases."""
-        with self.loss.checking(lambda value: check_finite_loss(self, value, batch)):
-            return super().train_step(batch)
+        """nnU-Net's ``train_step`` (the loss decodes the maps); a non-finite loss stops the run naming the cases."""
+        with self.loss.deferred_checks():  # input checks on the device: nothing read there but nnU-Net's reads
+            result = super().train_step(batch)
+        check_finite_loss(self, result["loss"], batch)  # nnU-Net's logged loss, already on the host
+        return result
 
     def validation_step(self, batch: dict) -> dict:
         """nnU-Net's ``validation_step`` on the decoded target; the loss gets the maps beforehand."""

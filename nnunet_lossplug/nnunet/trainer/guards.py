@@ -2,11 +2,16 @@
 
 - :func:`check_finite_loss`: the first non-finite training loss stops the run (``NonFiniteLossError``) with
   the batch's case identifiers and what to check, instead of a run that ends with ``train_loss nan`` and a
-  checkpoint full of NaN. The loss is the float32 value the loss module returns, so AMP's loss scaling
-  (whose skipped steps come from overflowing float16 *gradients*) is not affected. Under DDP (``-num_gpus N``)
-  the check is a collective: each rank's verdict is all-reduced, so every rank stops with the same error, naming
-  the ranks whose loss was not finite, instead of one rank stopping while the others wait in the next all-reduce.
-- :func:`check_class_counts`: a class with no voxel in the fold's training cases gets the paper-001 weight
+  checkpoint full of NaN. It reads the value nnU-Net's ``train_step`` has already copied to the host (its
+  logged loss), so it adds no device synchronisation: the check runs right after that step, before any
+  checkpoint can be written. The losses' input checks run on the device during the step (a bad target makes
+  the loss NaN); for a non-finite loss the check repeats the step's forward pass eagerly, where those checks
+  raise, and adds their message (out-of-range labels, a negative distance map, ...). The loss is the float32
+  value the loss module returns, so AMP's loss scaling (whose skipped steps come from overflowing float16
+  *gradients*) is not affected. Under DDP (``-num_gpus N``) the check is a collective: each rank's verdict is
+  all-reduced, so every rank stops with the same error, naming the ranks whose loss was not finite, instead of
+  one rank stopping while the others wait in the next all-reduce (one small all-reduce per step, DDP only).
+- :func:`check_class_counts`: a class with no voxel in the fold's training cases gets the Shen et al. 2018 weight
   ``N / ε`` (eq. 4-5, ``ε = 1``), the largest possible, so the class-weighted Dice loss is dominated by a
   class the network never sees (``train_loss`` in the thousands); the trainer stops at start instead.
 - :func:`warn_if_defined_twice`: a trainer whose class name is defined in more than one file of nnU-Net's trainer
@@ -16,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,18 +58,26 @@ def non_finite_ranks(finite: bool, device: torch.device) -> list[int]:
     return [int(r) for r in torch.nonzero(flags).flatten().tolist()]
 
 
-def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]) -> None:
+def check_finite_loss(trainer: Any, loss: Any, batch: Mapping[str, Any]) -> None:
     """Raise :class:`NonFiniteLossError` if ``loss`` is not finite on any rank; the message names the cases.
 
-    ``trainer`` is the running ``LossPlugTrainer`` (epoch, learning rate and map cache are read from it).
-    Under torch.distributed every rank raises when one rank's loss is not finite (:func:`non_finite_ranks`).
+    ``loss`` is the step's loss as nnU-Net's ``train_step`` returns it (a NumPy value on the host; a tensor is
+    accepted too). ``trainer`` is the running ``LossPlugTrainer`` (epoch, learning rate, map cache and, for the
+    diagnosis, network and loss are read from it). Under torch.distributed every rank raises when one rank's
+    loss is not finite (:func:`non_finite_ranks`).
     """
-    value = float(loss.detach().float().cpu())
-    bad_ranks = non_finite_ranks(bool(np.isfinite(value)), loss.device)
+    if isinstance(loss, torch.Tensor):
+        loss = loss.detach().float().cpu().numpy()
+    value = float(np.asarray(loss, dtype=np.float64))
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not distributed and np.isfinite(value):
+        return
+    device = getattr(trainer, "device", torch.device("cpu"))
+    bad_ranks = non_finite_ranks(bool(np.isfinite(value)), device)
     if not bad_ranks:
         return
     where = ""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if distributed:
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         where = (f" on rank(s) {bad_ranks} of {world} (this is rank {rank}, whose loss is {value}; every rank "
                  f"stops)")
@@ -73,6 +87,12 @@ def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]
                 f"model is saved. The error of rank {bad_ranks[0]} names its cases and what to check."
             )
     keys = [str(key) for key in batch.get("keys", [])]
+    cause = "" if distributed else input_problem(trainer, batch)
+    if cause:
+        raise NonFiniteLossError(
+            f"non-finite training loss ({value}){where} at epoch {trainer.current_epoch} on the batch of cases "
+            f"{keys}: {cause} The run stops so that no NaN model is saved."
+        )
     lr = trainer.optimizer.param_groups[0]["lr"] if getattr(trainer, "optimizer", None) is not None else None
     checks = []
     maps = getattr(trainer, "maps", None)
@@ -89,6 +109,30 @@ def check_finite_loss(trainer: Any, loss: torch.Tensor, batch: Mapping[str, Any]
     )
 
 
+def input_problem(trainer: Any, batch: Mapping[str, Any]) -> str:
+    """The losses' eager input checks on ``batch``: the first refusal's message, or "" if they all pass.
+
+    During a training step the checks run on the device and only make the loss NaN; here the step's forward
+    pass is repeated (without gradients) outside that mode, so a bad target raises its own ``ValueError``.
+    Single-process only: under DDP a loss may run collectives that the other ranks would not join.
+    """
+    network, loss = getattr(trainer, "network", None), getattr(trainer, "loss", None)
+    if network is None or loss is None or "data" not in batch or "target" not in batch:
+        return ""
+    device = trainer.device
+    target = batch["target"]
+    target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
+    autocast = torch.autocast(device.type) if device.type == "cuda" else contextlib.nullcontext()
+    set_stance = getattr(torch.compiler, "set_stance", None)  # compiled losses check on the device: run them eagerly
+    eager = set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+    try:
+        with torch.no_grad(), autocast, eager:
+            loss(network(batch["data"].to(device)), target)
+    except (ValueError, TypeError) as error:
+        return " ".join(str(error).split())
+    return ""
+
+
 def check_class_counts(counts: Sequence[int] | np.ndarray, scheme: str, fold: Any,
                        label_names: Mapping[int, str] | None = None) -> None:
     """Raise :class:`AbsentClassError` if a class has zero training voxels and ``scheme`` weights by counts."""
@@ -100,7 +144,7 @@ def check_class_counts(counts: Sequence[int] | np.ndarray, scheme: str, fold: An
     described = ", ".join(f"class {c}" + (f" ({names[c]})" if c in names else "") for c in absent)
     raise AbsentClassError(
         f"{described} has no voxel in the training cases of fold {fold} (training-set class voxel counts "
-        f"{[int(c) for c in counts]}): its '{scheme}' weight of paper 001 (eq. 4-5) would be N / eps = "
+        f"{[int(c) for c in counts]}): its '{scheme}' weight of Shen et al. 2018 (eq. 4-5) would be N / eps = "
         f"{int(counts.sum())}, the largest any class can get, and would dominate the loss. Ways out: a split "
         f"where every class occurs in the training cases (edit splits_final.json in the dataset's "
         f"nnUNet_preprocessed folder), the uniform weights (nnUNetTrainerDiceUniform), or removing the class from "

@@ -2,7 +2,10 @@
 
 It is the seam through which the plugin extends nnU-Net's ``train_step`` without copying it: nnU-Net moves the
 batch's target to the device and calls ``self.loss(output, target)``; this object splits the packed map
-encoding off that target and decodes the maps there, and checks that the value is finite.
+encoding off that target and decodes the maps there. Within :meth:`TrainerLoss.deferred_checks` (the trainer's
+``train_step``) the losses check their inputs on the device (a bad target makes the value NaN), so that a
+training step reads nothing from the device but what nnU-Net reads; :func:`compile_loss_parts` compiles the
+losses the way nnU-Net compiles its Dice loss.
 """
 
 from __future__ import annotations
@@ -14,10 +17,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnunet_lossplug.losses import DeepSupervisionLoss
+from nnunet_lossplug.losses import DeepSupervisionLoss, LossMixture, deferred_input_checks
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.map_transport.transport import MapTransport
 from nnunet_lossplug.nnunet.trainer.label_setup import LabelSetup
+
+#: losses made of other losses: their components are compiled, not they (a gradual mixture's weights change
+#: every epoch, which would recompile a compiled mixture each epoch)
+_CONTAINERS = (DeepSupervisionLoss, LossMixture)
+
+
+def compile_loss_parts(criterion: nn.Module) -> list[str]:
+    """Compile every loss inside ``criterion`` that is not made of other losses, in place; return their names.
+
+    nnU-Net's ``_build_loss`` does ``loss.dc = torch.compile(loss.dc)`` when ``_do_i_compile()``; this is the same
+    for the plugin's losses: each per-level loss (the components of a mixture) gets ``nn.Module.compile()``,
+    which keeps its class, its protocol flags and its ``state_dict`` keys. Deep supervision and mixtures stay eager.
+    """
+    compiled = []
+    for module in criterion.modules():
+        if hasattr(module, "inputs") and not isinstance(module, _CONTAINERS):
+            module.compile()
+            compiled.append(type(module).__name__)
+    return compiled
+
+
+def loss_is_compiled(criterion: nn.Module) -> bool:
+    """Whether :func:`compile_loss_parts` compiled the losses inside ``criterion``."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None for m in criterion.modules())
 
 
 def to_device(value, device: torch.device):
@@ -37,9 +64,9 @@ class TrainerLoss(nn.Module):
     split off and decoded here. nnU-Net's ``validation_step`` needs the plain target after the loss, so the
     trainer decodes beforehand and hands the maps over through :attr:`pending_maps`. With ``map_kind`` set (the
     ``"loss"`` placement), maps are computed here from the targets instead, as the reference code does. Inside
-    :meth:`checking`, every value is passed to a check (the trainer's non-finite loss stop).
+    :meth:`deferred_checks`, the losses' input checks read nothing from the device (the trainer's training step).
     Targets arrive in nnU-Net's form; ``label_setup`` splits off the ignore label into a mask per level and the
-    declared loss (in region mode for region-based datasets) gets the rest (SPEC §4).
+    declared loss (in region mode for region-based datasets) gets the rest (docs/conventions.md#regions).
     """
 
     def __init__(self, criterion: DeepSupervisionLoss, map_kind: MapKind | None = None,
@@ -54,16 +81,16 @@ class TrainerLoss(nn.Module):
         self.spacing = tuple(spacing) if spacing is not None else None
         self.pending_maps: list[torch.Tensor] | None = None
         self.transport = transport
-        self._check: Callable[[torch.Tensor], None] | None = None
 
     @contextlib.contextmanager
-    def checking(self, check: Callable[[torch.Tensor], None]) -> Iterator[None]:
-        """Within the block, ``check(value)`` sees every loss value this object returns (and may raise)."""
-        self._check = check
-        try:
+    def deferred_checks(self) -> Iterator[None]:
+        """Within the block a bad target makes the value NaN instead of raising (no host round-trip).
+
+        The caller reads the value anyway (nnU-Net's ``train_step`` returns it on the host) and, when it is not
+        finite, repeats the step outside the block to name the problem (:func:`~.guards.check_finite_loss`).
+        """
+        with deferred_input_checks():
             yield
-        finally:
-            self._check = None
 
     def _maps_from_targets(self, targets: list[torch.Tensor]) -> list[torch.Tensor]:
         assert self.map_kind is not None
@@ -93,7 +120,4 @@ class TrainerLoss(nn.Module):
         if not self.label_setup.plain:
             targets, masks = zip(*(self.label_setup.split(t) for t in targets))
             masks = None if masks[0] is None else list(masks)
-        value = self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None, masks)
-        if self._check is not None:
-            self._check(value)
-        return value
+        return self.criterion(list(outputs), list(targets), list(maps) if maps is not None else None, masks)
