@@ -9,6 +9,7 @@ the augmentation workers left, and that ``--c`` resumes.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -98,6 +99,7 @@ def trainer_folder(tmp_path):
 def test_sigterm_saves_a_checkpoint_at_the_next_iteration_ends_the_workers_and_c_resumes(
         preprocessed_dataset, fresh_cache, trainer_folder, sent_to):
     fold = _fold(preprocessed_dataset)
+    shutil.rmtree(fold, ignore_errors=True)  # the other parametrisation's resumed run ends with checkpoint_final.pth
     env = _environ(preprocessed_dataset, trainer_folder, nnUNet_n_proc_DA="2", LOSSPLUG_TEST_ITERATIONS="100000")
     process = subprocess.Popen(_argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)

@@ -247,12 +247,19 @@ class CaseCache:
                     self._remove_files()
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._check_links()  # made meanwhile by someone else?
-                for stale in self.folder.glob(".*.tmp"):  # of a build killed mid-write: no one else builds now
-                    check_replaceable(stale)
-                    stale.unlink(missing_ok=True)
+                self._remove_partial_writes()  # of a build killed mid-write: no one else builds now
                 write_json_atomic(self.folder / "cache_key.json", self.key)
-                written = self._compute(todo, num_processes, progress)
+                try:
+                    written = self._compute(todo, num_processes, progress)
+                finally:  # a worker stopped mid-write when another failed leaves its temporary file
+                    self._remove_partial_writes()
         return written, todo
+
+    def _remove_partial_writes(self) -> None:
+        """Remove the ``.<name>.<hex>.tmp`` files of interrupted writes (called with the build lock held)."""
+        for stale in self.folder.glob(".*.tmp"):
+            check_replaceable(stale)
+            stale.unlink(missing_ok=True)
 
     def _not_writable(self, todo: list[str], total: int, err: OSError) -> CacheNotWritableError:
         shown = ", ".join(todo[:5]) + (f" and {len(todo) - 5} more" if len(todo) > 5 else "")
