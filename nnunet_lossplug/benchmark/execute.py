@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from nnunet_lossplug.benchmark.environment import child_environment
+from nnunet_lossplug.benchmark.environment import SEED_ENV_VAR, child_environment
 from nnunet_lossplug.benchmark.figure import draw
 from nnunet_lossplug.benchmark.held_out import dataset_folders, held_out_cases
 from nnunet_lossplug.benchmark.owned_folder import OwnedFolder
@@ -70,12 +70,7 @@ def run_benchmark(plan: BenchmarkPlan, output: Path, environ: Mapping[str, str],
     folder.claim()
     held_out = held_out_cases(folders, plan.fold)
     trainer_folder = output / "trainers"
-    sources = {}
-    for name, location in locations.items():
-        variant = plan.variant(name)
-        path = write_short_trainer(trainer_folder, location, variant, plan.schedule, writer)
-        folder.record(f"trainers/{path.name}")
-        sources[name] = (path.read_text(), location.source_digest())
+    sources = write_trainers(plan, locations, folder, writer)
     env = child_environment(environ, trainer_folder)
     runs = plan.runs()
     schedule = schedule_text(vars(plan.schedule))
@@ -116,6 +111,35 @@ def run_benchmark(plan: BenchmarkPlan, output: Path, environ: Mapping[str, str],
                                folders.dataset_json)
     write_report(document, output, folder, command_line, lost_below)
     return document
+
+
+def write_trainers(plan: BenchmarkPlan, locations: Mapping, folder: OwnedFolder, writer: str = WRITER) -> dict:
+    """Write ``DIR/trainers/<variant>.py`` for every trainer of ``plan`` (recorded in the manifest); returns
+    ``{trainer: (the file's source, the digest of the user's trainer file)}``."""
+    sources = {}
+    for name, location in locations.items():
+        path = write_short_trainer(folder.path / "trainers", location, plan.variant(name), plan.schedule, writer)
+        folder.record(f"trainers/{path.name}")
+        sources[name] = (path.read_text(), location.source_digest())
+    return sources
+
+
+def write_trainers_only(plan: BenchmarkPlan, output: Path, environ: Mapping[str, str], writer: str = WRITER,
+                        say: Callable[[str], None] = print) -> list[Path]:
+    """Only the short-schedule trainers of ``plan`` in ``output/trainers``, and how to train them; returns the files."""
+    folder = OwnedFolder(Path(output).absolute(), writer)
+    folder.check()
+    locations = {name: locate_trainer(name, environ) for name in plan.trainer_names}
+    folder.claim()
+    write_trainers(plan, locations, folder, writer)
+    files = [folder.path / "trainers" / f"{plan.variant(name)}.py" for name in plan.trainer_names]
+    say("wrote " + ", ".join(str(path) for path in files))
+    say("nnU-Net finds them once their folder is listed in nnUNet_extTrainer:")
+    say(f"  {ext_trainer_line(folder.path / 'trainers')}")
+    say(f"train one, seeded: {SEED_ENV_VAR}={plan.first_seed} nnUNet_n_proc_DA=0 OMP_WAIT_POLICY=PASSIVE "
+        f"nnUNetv2_train {plan.dataset} {plan.configuration} FOLD -tr {plan.variant(plan.trainer_names[0])} "
+        f"-device {plan.device}")
+    return files
 
 
 def report_document(plan: BenchmarkPlan, dataset: str, held_out, reference: str, records: list[dict], writer: str,

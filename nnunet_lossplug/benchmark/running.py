@@ -152,6 +152,8 @@ def run_one(plan: BenchmarkPlan, run: PlannedRun, folder: Path, folders: Dataset
     device = ["-device", plan.device]
     step("train", ["nnUNetv2_train", folders.name, plan.configuration, str(plan.fold), "-tr", run.variant, *device],
          training_environment(run_env, run.seed))
+    # nnU-Net writes the split at the first training of a dataset: record the split this run used
+    settings = {**settings, "splits_sha256": file_digest(folders.preprocessed / "splits_final.json")}
     validation = trained_fold(folder / "nnUNet_results", folders, plan, run) / "validation"
     step("determine_postprocessing", determine_command(validation, folders.ground_truth, folders.plans,
                                                        folders.dataset_json), run_env)

@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "reused); a folder holding other files is refused")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: redraw report.md and report.png from DIR/report.json")
+    parser.add_argument("--trainers-only", action="store_true",
+                        help="train nothing: write the short-schedule trainers to DIR/trainers and print the "
+                             "nnUNet_extTrainer line and the nnUNetv2_train command that train them, seeded")
     parser.set_defaults(func=run)
 
 
@@ -85,7 +88,7 @@ def plan_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_lossplug.benchmark.execute import WRITER, run_benchmark, write_report
+    from nnunet_lossplug.benchmark.execute import WRITER, run_benchmark, write_report, write_trainers_only
     from nnunet_lossplug.benchmark.owned_folder import OwnedFolder
 
     if args.report_only:
@@ -96,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         print(write_report(json.loads(document_file.read_text()), args.output))
         return 0
     plan = plan_from_args(args)
+    if args.trainers_only:
+        write_trainers_only(plan, args.output, os.environ)
+        return 0
     run_benchmark(plan, args.output, os.environ, reference=args.reference,
                   command_line=shlex.join(["nnunet-lossplug", *sys.argv[1:]]))
     print("\n" + (args.output / "report.md").read_text())

@@ -86,3 +86,21 @@ def test_a_users_trainers_from_an_ext_trainer_folder_are_found_and_seeded_once(t
     rrw = _declare(locate_trainer("MyRRW", environ), "MyRRWShort", ShortSchedule(3, 5, adam_lr=1e-3))
     assert issubclass(rrw, LossPlugTrainer) and rrw.__bases__[0].__name__ == "MyRRW"
     assert (rrw.epochs, rrw.optimizer_spec.lr) == (3, 1e-3)  # a LossPlugTrainer: seeded already, schedule declared
+
+
+def test_trainers_only_writes_files_nnunet_finds_and_says_how_to_train_them(tmp_path: Path, capsys, monkeypatch):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_lossplug.cli import main
+
+    assert main(["benchmark", "-d", "501", "--trainers", "nnUNetTrainer", "nnUNetTrainerRRW", "--epochs", "5",
+                 "--iterations", "7", "--trainers-only", "-o", str(tmp_path / "short")]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "short" / "trainers"
+    assert sorted(p.name for p in folder.glob("*.py")) == ["nnUNetTrainerRRW_q5x7_lr1em03.py",
+                                                           "nnUNetTrainer_q5x7_lr1em03.py"]
+    assert f'export nnUNet_extTrainer="${{nnUNet_extTrainer:+${{nnUNet_extTrainer}}:}}{folder}"' in out
+    assert "NNUNET_LOSSPLUG_SEED=3 nnUNet_n_proc_DA=0" in out and "-tr nnUNetTrainer_q5x7_lr1em03" in out
+    monkeypatch.setenv("nnUNet_extTrainer", str(folder))
+    found = recursive_find_trainer_class_by_name("nnUNetTrainer_q5x7_lr1em03")  # nnU-Net's own lookup
+    assert [k.__name__ for k in found.__mro__[:3]] == ["nnUNetTrainer_q5x7_lr1em03", "SeededTraining", "nnUNetTrainer"]
