@@ -107,10 +107,26 @@ def load_trainer_class(path: str, name: str) -> type:
 
 
 def trainer_class(location: TrainerLocation) -> type:
-    """Import the class of ``location``."""
+    """Import the class of ``location``; it must be a subclass of nnU-Net's ``nnUNetTrainer``.
+
+    Raises:
+        ValueError: one line, when the user's file fails to import or the class is not a trainer.
+    """
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
     if location.kind == "user":
-        return load_trainer_class(location.module, location.name)
-    return getattr(importlib.import_module(location.module), location.name)
+        try:
+            found = load_trainer_class(location.module, location.name)
+        except Exception as error:  # noqa: BLE001 - a user's file: say which and why, nnUNetv2_train would fail too
+            raise ValueError(f"{location.module}: importing it for {location.name} failed ({type(error).__name__}: "
+                             f"{' '.join(str(error).split())}); fix the file (nnUNetv2_train would fail the same "
+                             f"way).") from None
+    else:
+        found = getattr(importlib.import_module(location.module), location.name)
+    if not (isinstance(found, type) and issubclass(found, nnUNetTrainer)):
+        raise ValueError(f"{location.name} in {location.module} is not a subclass of nnU-Net's nnUNetTrainer; name a "
+                         f"trainer class.")
+    return found
 
 
 def short_optimizer(base: type, adam_lr: float | None):

@@ -104,3 +104,15 @@ def test_trainers_only_writes_files_nnunet_finds_and_says_how_to_train_them(tmp_
     monkeypatch.setenv("nnUNet_extTrainer", str(folder))
     found = recursive_find_trainer_class_by_name("nnUNetTrainer_q5x7_lr1em03")  # nnU-Net's own lookup
     assert [k.__name__ for k in found.__mro__[:3]] == ["nnUNetTrainer_q5x7_lr1em03", "SeededTraining", "nnUNetTrainer"]
+
+
+def test_a_broken_trainer_file_or_a_class_that_is_no_trainer_is_refused_in_one_line(tmp_path: Path):
+    import pytest
+
+    (tmp_path / "broken.py").write_text("import a_module_nobody_installed\n\nclass MyBrokenTrainer: ...\n")
+    (tmp_path / "helpers.py").write_text("class MyHelperTrainerSettings:\n    epochs = 3\n")
+    environ = {**os.environ, "nnUNet_extTrainer": str(tmp_path)}
+    with pytest.raises(ValueError, match=r"broken.py: importing it for MyBrokenTrainer failed \(ModuleNotFoundError"):
+        short_trainer_source(locate_trainer("MyBrokenTrainer", environ), "X", ShortSchedule(1, 1), "a test")
+    with pytest.raises(ValueError, match="MyHelperTrainerSettings in .* is not a subclass of nnU-Net's nnUNetTrainer"):
+        short_trainer_source(locate_trainer("MyHelperTrainerSettings", environ), "X", ShortSchedule(1, 1), "a test")
