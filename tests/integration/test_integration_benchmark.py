@@ -46,5 +46,6 @@ def test_benchmark_trains_both_trainers_alike_reports_raw_and_postprocessed_and_
     assert (output / "trainers" / f"{document['runs'][1]['variant']}.py").is_file()
 
     again = run_cli(command, env)  # the same command: both runs are reused, nothing is trained
-    assert "nnUNetv2_train" not in again.stdout and again.stdout.count("reused") == 2
+    progress = [line for line in again.stdout.splitlines() if line.startswith("[")]
+    assert "train: $" not in again.stdout and again.stdout.count("reused") == 2, progress
     assert json.loads((output / "report.json").read_text())["runs"] == document["runs"]
