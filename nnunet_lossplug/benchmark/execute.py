@@ -13,11 +13,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from nnunet_lossplug.benchmark.environment import SEED_ENV_VAR, child_environment
@@ -57,17 +60,24 @@ def run_benchmark(plan: BenchmarkPlan, output: Path, environ: Mapping[str, str],
 
     Raises:
         FolderNotOursError: ``output`` holds files the benchmark did not make.
+        FolderBusyError: another benchmark is writing ``output`` now.
         ValueError, LookupError: the dataset, a trainer or the reference cannot be found.
         StepFailedError: one of nnU-Net's commands failed (finished runs are kept).
-        KeyboardInterrupt: Ctrl-C; its message says what was kept.
+        KeyboardInterrupt: Ctrl-C or SIGTERM (its ``signum``); its message says what was kept.
     """
     output = Path(output).absolute()
     folder = OwnedFolder(output, writer)
-    folder.check()
+    folder.claim()
+    with folder.exclusive(), _sigterm_as_interrupt():
+        return _run_locked(plan, folder, environ, reference, writer, command_line, say, lost_below)
+
+
+def _run_locked(plan: BenchmarkPlan, folder: OwnedFolder, environ: Mapping[str, str], reference: str | None,
+                writer: str, command_line: str | None, say: Callable[[str], None], lost_below: float) -> dict:
+    output = folder.path
     folders = dataset_folders(plan.dataset, plan.configuration, environ)
     reference = plan.reference(reference)
     locations = {name: locate_trainer(name, environ) for name in plan.trainer_names}
-    folder.claim()
     held_out = held_out_cases(folders, plan.fold)
     trainer_folder = output / "trainers"
     sources = write_trainers(plan, locations, folder, writer)
@@ -104,13 +114,34 @@ def run_benchmark(plan: BenchmarkPlan, output: Path, environ: Mapping[str, str],
             records.append(run_one(plan, run, run_folder, folders, held_out, env, environ, settings, say))
             trained_seconds.append(time.perf_counter() - run_started)
             say(f"    done in {_minutes(trained_seconds[-1])}")
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"{len(records)} of {len(runs)} runs finished and are kept in {output / 'runs'}; run "
-                                f"the same command again to continue") from None
+    except KeyboardInterrupt as interrupt:
+        stop = KeyboardInterrupt(f"{len(records)} of {len(runs)} runs finished and are kept in {output / 'runs'}; "
+                                 f"run the same command again to continue")
+        stop.signum = getattr(interrupt, "signum", signal.SIGINT)
+        raise stop from None
     document = report_document(plan, folders.name, held_out, reference, records, writer, trainer_folder,
                                folders.dataset_json)
     write_report(document, output, folder, command_line, lost_below)
     return document
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the benchmark like Ctrl-C (the running nnU-Net command is killed, finished runs stay)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        stop = KeyboardInterrupt()
+        stop.signum = signum
+        raise stop
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def write_trainers(plan: BenchmarkPlan, locations: Mapping, folder: OwnedFolder, writer: str = WRITER) -> dict:

@@ -9,16 +9,24 @@ own trainer files, predictions, results), never what a user added beside them, a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 MANIFEST_NAME = ".nnunet-lossplug.json"
+LOCK_NAME = ".nnunet-lossplug.lock"
 
 
 class FolderNotOursError(ValueError):
     """``-o DIR`` holds files this command did not make."""
+
+
+class FolderBusyError(ValueError):
+    """Another process of the same command is writing the folder now."""
 
 
 class OwnedFolder:
@@ -66,6 +74,32 @@ class OwnedFolder:
         if self._read() is None:
             self.path.mkdir(parents=True, exist_ok=True)
             self._write({"made_by": self.command, "entries": []})
+
+    @contextlib.contextmanager
+    def exclusive(self, option: str = "-o") -> Iterator[None]:
+        """Hold the folder's lock (``flock``; released when the process ends, however it ends) for the block.
+
+        Raises:
+            FolderBusyError: another process holds it (two benchmarks in one folder would delete each other's runs).
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_file = self.path / LOCK_NAME
+        if lock_file.is_symlink():
+            raise FolderNotOursError(f"{lock_file} is a symbolic link; give another {option} folder.")
+        with open(lock_file, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                raise FolderBusyError(f"{option} {self.path} is being written by another {self.command} (process "
+                                      f"{holder}); wait for it to finish or stop it, or give another {option} "
+                                      f"folder.") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
 
     def _write(self, content: dict) -> None:
         temporary = self.manifest.with_name(MANIFEST_NAME + ".tmp")

@@ -147,6 +147,12 @@ def run_demo(settings: DemoSettings) -> int:
         raise ValueError(f"--seeds {settings.seeds}: give at least 1 seed.")
     folder = OwnedFolder(workdir, WRITER)
     folder.claim()
+    with folder.exclusive():
+        return _run_demo_locked(settings, folder)
+
+
+def _run_demo_locked(settings: DemoSettings, folder: OwnedFolder) -> int:
+    workdir = folder.path
     seeds = settings.seed_list() if settings.compare else [settings.seed]
     print(f"nnunet-lossplug demo: writing everything under {workdir}; seed{'s' if len(seeds) > 1 else ''} "
           f"{', '.join(map(str, seeds))} (--seed N to change; the same seed gives the same numbers)", flush=True)

@@ -89,3 +89,17 @@ def test_a_recorded_entry_behind_a_linked_folder_is_not_deleted(tmp_path):
     folder.record("nnUNet_results/Dataset990_LossPlugDemo")
     assert folder.remove_recorded() == []
     assert _unchanged(users_results, {"Dataset990_LossPlugDemo/fold_0/model.pth": "a user's model"})
+
+
+def test_a_second_benchmark_in_a_folder_another_is_writing_is_refused(tmp_path):
+    from nnunet_lossplug.benchmark.execute import WRITER as BENCHMARK
+
+    folder = OwnedFolder(tmp_path / "which_loss", BENCHMARK)
+    folder.claim()
+    with folder.exclusive():  # this process plays the first benchmark
+        refused = _run("benchmark", "-d", "501", "--trainers", "nnUNetTrainer", "-o", str(folder.path))
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"{folder.path} is being written by another nnunet-lossplug benchmark (process {os.getpid()})" in line
+    after = _run("benchmark", "-d", "501", "--trainers", "nnUNetTrainer", "-o", str(folder.path))
+    assert "being written" not in after.stderr  # the lock went with its holder (now: no such dataset)
