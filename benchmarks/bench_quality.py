@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_quality: --report-only needs {results}; run the benchmark first.", file=sys.stderr)
             return 2
         document = json.loads(results.read_text())
+        if "trainers" not in document or any("raw" not in run for run in document.get("runs", [])):
+            print(f"bench_quality: {results} was written by an earlier version of this script (no per-case "
+                  f"results); run the benchmark again to redraw its report.", file=sys.stderr)
+            return 2
     else:
         document = run_all(args)
         results.parent.mkdir(parents=True, exist_ok=True)

@@ -56,3 +56,12 @@ def test_report_only_redraws_the_table_with_the_target_column_and_the_figure(tmp
     assert "| nnUNetTrainerRRW | raw | 2 | 0.900 ± 0.000 (0.900) |" in table and "| 2 / 2 |" in table
     assert "| nnUNetTrainer | raw | 2 | 0.800 ± 0.000 (0.800) |" in table and "| 0 / 2 |" in table
     assert output.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_report_only_refuses_the_json_of_the_earlier_script_in_one_line(tmp_path):
+    output = tmp_path / "quality"
+    output.with_suffix(".json").write_text(json.dumps({"dataset": "990", "runs": [{"trainer": "A", "classes": {}}]}))
+    done = subprocess.run([sys.executable, str(SCRIPT), "--report-only", "-o", str(output)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "written by an earlier version" in done.stderr
+    assert "Traceback" not in done.stderr and not output.with_suffix(".md").exists()
