@@ -12,8 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("env", "demo", "precompute", "cache", "trainers", "new_trainer", "evaluate", "compare", "plot",
-                      "show_maps")
+SUBCOMMAND_MODULES = ("env", "demo", "benchmark", "precompute", "cache", "trainers", "new_trainer", "evaluate",
+                      "compare", "plot", "show_maps")
 
 
 def build_parser() -> argparse.ArgumentParser:

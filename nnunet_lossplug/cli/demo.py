@@ -18,25 +18,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "slices without foreground) as an nnU-Net raw dataset, then runs nnUNetv2_plan_and_preprocess, the "
             "plugin's precompute hook, nnUNetv2_train with nnUNetTrainerRRW on a CPU-sized schedule, "
             "nnUNetv2_predict on held-out cases and prints per-class Dice and Hausdorff distances. "
-            "A few minutes on 2 CPU cores. Running it again starts afresh in the same folder."
+            "A few minutes on 2 CPU cores. Running it again in the same folder starts afresh, deleting only what "
+            "the demo made there; a folder holding other files is refused."
         ),
     )
     parser.add_argument("-o", "--workdir", type=Path, default=Path("nnunet_lossplug_demo"),
-                        help="folder for nnU-Net's raw, preprocessed and results folders (default: "
-                             "./nnunet_lossplug_demo)")
+                        help="folder for nnU-Net's raw, preprocessed and results folders: new, empty, or made by an "
+                             "earlier demo (default: ./nnunet_lossplug_demo)")
     parser.add_argument("--epochs", type=int, default=DEMO_SCHEDULE.epochs,
                         help=f"training epochs (default: {DEMO_SCHEDULE.epochs})")
     parser.add_argument("--iterations", type=int, default=DEMO_SCHEDULE.iterations_per_epoch,
                         help=f"iterations per epoch (default: {DEMO_SCHEDULE.iterations_per_epoch})")
     parser.add_argument("--compare", action="store_true",
-                        help="also train nnU-Net's default nnUNetTrainer on the same data, budget and seed and print "
-                             "both evaluation tables side by side (Dice, HD, HD95 per class)")
+                        help="train nnUNetTrainerRRW and nnU-Net's default nnUNetTrainer on the same data, budget "
+                             "and seed with nnunet-lossplug benchmark, and print its report: Dice and HD95 per class, "
+                             "raw and after nnU-Net's post-processing, and the paired test (report in WORKDIR/compare; "
+                             "finished runs are reused)")
     parser.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED,
                         help=f"seed of the training (NNUNET_LOSSPLUG_SEED; augmentation in the training process), "
                              f"so a rerun gives the same numbers (default: {DEFAULT_DEMO_SEED})")
     parser.add_argument("--seeds", type=int, default=1, metavar="K",
-                        help="with --compare: train both trainers on K seeds (--seed, --seed + 1, ...), paired by "
-                             "seed, and print mean ± sd per class and metric with a paired permutation test "
+                        help="with --compare: train both trainers on K seeds (--seed, --seed + 1, ...): mean ± sd "
+                             "over the seeds and a paired permutation test, pairs = seeds x held-out cases "
                              "(default: 1, a single run, which proves nothing)")
     parser.set_defaults(func=run)
 

@@ -2,21 +2,27 @@
 
 Every step is nnU-Net's own command-line entry point, run as a subprocess with its output streamed, exactly
 as a user would type it; the only plugin-specific steps are ``nnunet-lossplug precompute`` (optional: the
-trainer would run it itself) and ``nnunet-lossplug evaluate``.
+trainer would run it itself) and ``nnunet-lossplug evaluate``. ``--compare`` runs the benchmark
+(:func:`nnunet_lossplug.benchmark.execute.run_benchmark`) on the demo's data: nnUNetTrainerRRW against nnU-Net's
+nnUNetTrainer on the demo's schedule, raw and after nnU-Net's post-processing, in ``WORKDIR/compare``.
+
+The demo writes only into a folder it made (:class:`~nnunet_lossplug.benchmark.owned_folder.OwnedFolder`): a new or
+empty one, or one holding its manifest. A rerun deletes what the earlier demo recorded there (its trainer file,
+results, predictions, evaluation) and nothing else.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_lossplug import discovery
-from nnunet_lossplug.demo.short_schedule import ShortSchedule, write_short_schedule_trainer
+from nnunet_lossplug.benchmark.environment import child_environment, training_environment
+from nnunet_lossplug.benchmark.owned_folder import OwnedFolder
+from nnunet_lossplug.benchmark.short_trainers import ShortSchedule, TrainerLocation, write_short_trainer
 from nnunet_lossplug.demo.synthetic import SyntheticSpec, write_synthetic_dataset
 
 DEFAULT_DEMO_SEED = 3
@@ -24,7 +30,6 @@ DEFAULT_DEMO_SEED = 3
 DEMO_DATASET_ID = 990
 DEMO_DATASET = f"Dataset{DEMO_DATASET_ID:03d}_LossPlugDemo"
 DEMO_TRAINER = "nnUNetTrainerRRW_Demo"
-DEFAULT_TRAINER = "nnUNetTrainer_Demo"
 WRITER = "nnunet-lossplug demo"
 
 #: the demo's budget (everything else is nnUNetTrainerRRW's): every class reached Dice >= 0.85 on every one of 10
@@ -34,16 +39,12 @@ DEMO_SCHEDULE = ShortSchedule(epochs=12, iterations_per_epoch=40, adam_lr=1e-3)
 DEMO_TRAINER_NOTE = ("Loss, RRW maps, deep supervision and everything else are nnUNetTrainerRRW's; only the schedule "
                      "is shorter, and the initial\nlearning rate of Adam is the demo's instead of the paper's 1e-4, "
                      "so that minutes of training show results.")
-DEFAULT_TRAINER_NOTE = ("Loss (Dice + CE), optimiser (SGD, lr 1e-2) and everything else are nnU-Net's; only the "
-                        "number of epochs and\niterations is the demo's, so both trainers get the same data, budget "
-                        "and seed.")
-
 
 def compare_caveat(num_cases: int) -> str:
     """What a --compare table of one seed can and cannot say."""
     return (f"{num_cases} held-out cases and one training run per trainer: one run proves nothing. This shows what "
-            f"the loss changes on this data and seed, not that one trainer is better; run --compare --seeds 6 "
-            f"(or more) for a paired permutation test over seeds.")
+            f"the loss changes on this data and seed, not that one trainer is better; run --compare --seeds 3 "
+            f"(or more) to see the spread over seeds.")
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,12 @@ class DemoSettings:
 
 
 def demo_environment(workdir: Path, trainer_folder: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        nnUNet_raw=str(workdir / "nnUNet_raw"),
-        nnUNet_preprocessed=str(workdir / "nnUNet_preprocessed"),
-        nnUNet_results=str(workdir / "nnUNet_results"),
-        nnUNet_def_n_proc=env.get("nnUNet_def_n_proc", "2"),
-        nnUNet_n_proc_DA=env.get("nnUNet_n_proc_DA", "2"),
-        nnUNet_compile="f",  # the predictor would otherwise compile on CPU
-        PYTHONUNBUFFERED="1",
-    )
-    env[discovery.ENV_VAR] = discovery.ext_trainer_value(
-        os.pathsep.join(p for p in (env.get(discovery.ENV_VAR, ""), str(trainer_folder)) if p))
+    """nnU-Net's folders under ``workdir``, and the child processes' settings of
+    :func:`~nnunet_lossplug.benchmark.environment.child_environment` (``OMP_WAIT_POLICY=PASSIVE`` unless set)."""
+    env = child_environment(os.environ, trainer_folder)
+    env.update(nnUNet_raw=str(workdir / "nnUNet_raw"), nnUNet_preprocessed=str(workdir / "nnUNet_preprocessed"),
+               nnUNet_results=str(workdir / "nnUNet_results"))
+    env.setdefault("nnUNet_n_proc_DA", "2")
     return env
 
 
@@ -85,23 +80,6 @@ def run_step(step: str, command: list[str], env: dict[str, str]) -> float:
     seconds = time.perf_counter() - start
     print(f"--- {step}: {seconds:.0f} s", flush=True)
     return seconds
-
-
-def training_environment(env: dict[str, str], seed: int) -> dict[str, str]:
-    """The training command's environment: the seed, and augmentation in the training process
-    (``nnUNet_n_proc_DA=0``), without which nnU-Net's augmenter hands out batches in arrival order."""
-    from nnunet_lossplug.nnunet.trainer.seeding import SEED_ENV_VAR  # imports torch: only when training
-
-    return {**env, SEED_ENV_VAR: str(seed), "nnUNet_n_proc_DA": "0"}
-
-
-def _train_predict_evaluate(trainer: str, description: str, settings: DemoSettings, raw: Path,
-                            env: dict[str, str], seed: int, suffix: str = "") -> Path:
-    """Train ``trainer`` on fold 0 of the demo's dataset with ``seed``, predict the held-out cases and evaluate
-    them; returns the result JSON."""
-    return train_predict_evaluate(
-        TrainingRun(trainer, str(DEMO_DATASET_ID), "2d", seed, settings.epochs, settings.iterations_per_epoch),
-        description, raw, settings.workdir.resolve(), env, suffix)
 
 
 @dataclass(frozen=True)
@@ -136,17 +114,6 @@ def train_predict_evaluate(run: TrainingRun, description: str, raw: Path, workdi
     return result
 
 
-def side_by_side(results: list[tuple[str, Path]], dataset_json: Path) -> str:
-    """Per-class Dice, HD and HD95 (mean ± sd over the held-out cases) of several evaluation results."""
-    from nnunet_lossplug.evaluation.result_io import load_label_names, load_result
-    from nnunet_lossplug.evaluation.tables import format_class_table
-
-    rows = [(name, load_result(path)["summary"]["classes"]) for name, path in results]
-    names = load_label_names(dataset_json)
-    labels = sorted({label for _, classes in rows for label in classes}, key=int)
-    return format_class_table(rows, labels, names, metrics=("dice", "hd", "hd95"))
-
-
 def prepare_demo_dataset(workdir: Path, spec: SyntheticSpec, env: dict[str, str]) -> Path:
     """Write the synthetic dataset, plan and preprocess it (2d) and precompute its RRW maps; returns the raw
     dataset folder."""
@@ -161,61 +128,71 @@ def prepare_demo_dataset(workdir: Path, spec: SyntheticSpec, env: dict[str, str]
     return raw
 
 
+
+#: what the single-trainer demo writes (relative to its folder) and deletes before a rerun
+DEMO_OUTPUTS = (f"trainers/{DEMO_TRAINER}.py", f"nnUNet_results/{DEMO_DATASET}", "predictions", "evaluation.json",
+                "evaluation.csv", "evaluation_summary.csv")
+#: what the demo rewrites in place on a rerun (the same data and plans) and keeps
+DEMO_DATA = (f"nnUNet_raw/{DEMO_DATASET}", f"nnUNet_preprocessed/{DEMO_DATASET}", "compare")
+
+
 def run_demo(settings: DemoSettings) -> int:
-    """Run the whole pipeline in ``settings.workdir``; returns an exit code."""
-    workdir = settings.workdir.resolve()
+    """Run the whole pipeline in ``settings.workdir``; returns an exit code.
+
+    Raises:
+        FolderNotOursError: the folder holds files the demo did not make (nothing is touched).
+    """
+    workdir = settings.workdir.absolute()
     if settings.seeds < 1:
         raise ValueError(f"--seeds {settings.seeds}: give at least 1 seed.")
+    folder = OwnedFolder(workdir, WRITER)
+    folder.claim()
+    with folder.exclusive():
+        return _run_demo_locked(settings, folder)
+
+
+def _run_demo_locked(settings: DemoSettings, folder: OwnedFolder) -> int:
+    workdir = folder.path
     seeds = settings.seed_list() if settings.compare else [settings.seed]
     print(f"nnunet-lossplug demo: writing everything under {workdir}; seed{'s' if len(seeds) > 1 else ''} "
           f"{', '.join(map(str, seeds))} (--seed N to change; the same seed gives the same numbers)", flush=True)
+    removed = folder.remove_recorded(keep=DEMO_DATA)  # a rerun starts afresh, deleting only the demo's own files
+    if removed:
+        print(f"removed the earlier demo's {', '.join(removed)}", flush=True)
     trainer_folder = workdir / "trainers"
-    trainer_folder.mkdir(parents=True, exist_ok=True)
-    schedule = ShortSchedule(settings.epochs, settings.iterations_per_epoch, settings.adam_lr)
-    for old in trainer_folder.glob("*.py"):
-        old.unlink()
-    write_short_schedule_trainer(trainer_folder, "nnUNetTrainerRRW", DEMO_TRAINER, schedule, WRITER, DEMO_TRAINER_NOTE)
-    write_short_schedule_trainer(trainer_folder, "nnUNetTrainer", DEFAULT_TRAINER, schedule, WRITER,
-                                 DEFAULT_TRAINER_NOTE)
-    # a second run starts from scratch rather than mixing with the first one's results
-    shutil.rmtree(workdir / "nnUNet_results" / DEMO_DATASET, ignore_errors=True)
-    for old in (*workdir.glob("predictions*"), *workdir.glob("nnUNet_results/seed_*")):
-        shutil.rmtree(old, ignore_errors=True)
-    env = demo_environment(settings.workdir, trainer_folder)
+    env = demo_environment(workdir, trainer_folder)
     total = time.perf_counter()
+    folder.record(*DEMO_DATA[:2])
     raw = prepare_demo_dataset(workdir, settings.spec, env)
-    if len(seeds) > 1:
-        return _compare_over_seeds(settings, seeds, raw, env, total)
-    result = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, env, settings.seed)
+    schedule = ShortSchedule(settings.epochs, settings.iterations_per_epoch, settings.adam_lr)
     if settings.compare:
-        default = _train_predict_evaluate(DEFAULT_TRAINER, "nnU-Net's default nnUNetTrainer: Dice + CE, SGD",
-                                          settings, raw, env, settings.seed, suffix="_default")
-        print("\n=== side by side: per class, mean ± sd over the held-out cases (HD, HD95 in mm)\n", flush=True)
-        print(side_by_side([("RRW (nnUNetTrainerRRW)", result), ("default (nnUNetTrainer)", default)],
-                           raw / "dataset.json"))
-        print(f"\n{compare_caveat(settings.spec.num_test)}", flush=True)
-    print(f"\nDemo finished in {time.perf_counter() - total:.0f} s. Results: {result}"
-          + (f" and {workdir / 'evaluation_default.json'}" if settings.compare else "")
-          + f"; models: {workdir / 'nnUNet_results' / DEMO_DATASET}", flush=True)
+        return _compare(settings, schedule, folder, env, total)
+    folder.record(*DEMO_OUTPUTS)
+    write_short_trainer(trainer_folder, TrainerLocation("nnUNetTrainerRRW", "plugin", "nnunet_lossplug.trainers"),
+                        DEMO_TRAINER, schedule, WRITER, DEMO_TRAINER_NOTE)
+    result = train_predict_evaluate(
+        TrainingRun(DEMO_TRAINER, str(DEMO_DATASET_ID), "2d", settings.seed, settings.epochs,
+                    settings.iterations_per_epoch), "nnUNetTrainerRRW", raw, workdir, env)
+    print(f"\nDemo finished in {time.perf_counter() - total:.0f} s. Results: {result}; models: "
+          f"{workdir / 'nnUNet_results' / DEMO_DATASET}", flush=True)
     return 0
 
 
-def _compare_over_seeds(settings: DemoSettings, seeds: list[int], raw: Path, env: dict[str, str],
-                        started: float) -> int:
-    """Both trainers on every seed (models under nnUNet_results/seed_N), then the paired report over seeds."""
-    from nnunet_lossplug.demo.seed_comparison import format_seed_comparison
+def _compare(settings: DemoSettings, schedule: ShortSchedule, folder: OwnedFolder, env: dict[str, str],
+             started: float) -> int:
+    """nnUNetTrainerRRW against nnU-Net's nnUNetTrainer on the demo's seeds: the benchmark, in WORKDIR/compare."""
+    from nnunet_lossplug.benchmark.execute import run_benchmark
+    from nnunet_lossplug.benchmark.plan import BenchmarkPlan
 
-    workdir = settings.workdir.resolve()
-    rrw: dict[int, Path] = {}
-    default: dict[int, Path] = {}
-    for seed in seeds:
-        seed_env = {**env, "nnUNet_results": str(workdir / "nnUNet_results" / f"seed_{seed}")}
-        rrw[seed] = _train_predict_evaluate(DEMO_TRAINER, "nnUNetTrainerRRW", settings, raw, seed_env, seed,
-                                            suffix=f"_seed{seed}")
-        default[seed] = _train_predict_evaluate(DEFAULT_TRAINER, "nnU-Net's default nnUNetTrainer: Dice + CE, SGD",
-                                                settings, raw, seed_env, seed, suffix=f"_default_seed{seed}")
-    print("\n" + format_seed_comparison(rrw, default, raw / "dataset.json"), flush=True)
-    print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Results: "
-          f"{', '.join(str(path) for path in (*rrw.values(), *default.values()))}; models: "
-          f"{workdir / 'nnUNet_results'}/seed_N", flush=True)
+    seeds = settings.seed_list()
+    plan = BenchmarkPlan(str(DEMO_DATASET_ID), "2d", (("nnUNetTrainerRRW", len(seeds)), ("nnUNetTrainer", len(seeds))),
+                         schedule, device="cpu", first_seed=settings.seed)
+    output = folder.path / "compare"
+    run_benchmark(plan, output, env, reference="nnUNetTrainer", writer=WRITER,
+                  say=lambda line: print(line, flush=True))
+    print("\n" + (output / "report.md").read_text(), flush=True)
+    if len(seeds) == 1:
+        print(compare_caveat(settings.spec.num_test), flush=True)
+    print(f"Demo finished in {time.perf_counter() - started:.0f} s. Report: {output / 'report.md'} (figure "
+          f"report.png, every run in report.json); finished runs are reused by the same command.", flush=True)
     return 0
