@@ -85,7 +85,7 @@ def train_one(kind: str, seed: int, train_images: torch.Tensor, maps: torch.Tens
 
 
 def empirical_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Paper 002 eq. 8: ``F(x) = (1/n) Σ_i 1[d_i <= x]``, as step coordinates over ``[0, 1]``."""
+    """Valverde & Tohka 2022 eq. 8: ``F(x) = (1/n) Σ_i 1[d_i <= x]``, as step coordinates over ``[0, 1]``."""
     ordered = np.sort(values)
     x = np.concatenate([[0.0], np.repeat(ordered, 2), [1.0]])
     y = np.concatenate([[0.0, 0.0], np.repeat(np.arange(1, len(ordered) + 1) / len(ordered), 2)])

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper right", ncol=2)
         ax.set_title(title, fontsize=9)
-    fig.suptitle("Paper 002 Fig. 2: number of negative RW-loss gradient components, RW-Boundary vs RRW maps"
+    fig.suptitle("Valverde & Tohka 2022 Fig. 2: number of negative RW-loss gradient components, RW-Boundary vs RRW maps"
                  + (" [QUICK]" if args.quick else ""), fontsize=11)
     fig.tight_layout()
     fig.savefig(run.png_path, dpi=110)

@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         f"work folder are reused, so the wall time at the end of this page can be that of the analysis alone.\n\n"
         f"<details><summary>Every run</summary>\n\n{run_table}\n\n</details>"
     )
-    run.write_markdown("Paper 002 Fig. 5 through nnU-Net: RW loss alone over seeds", body)
+    run.write_markdown("Valverde & Tohka 2022 Fig. 5 through nnU-Net: RW loss alone over seeds", body)
     print(f"\nwrote {run.png_path} and {run.md_path} in {run.elapsed():.1f} s")
     return 0
 

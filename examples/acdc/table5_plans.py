@@ -1,6 +1,6 @@
 """Write the nnU-Net plans of Valverde & Tohka's (2022) Table 5 network (Sec. 4.2) from the default plans, by code.
 
-Paper 002 trained its challenge model "following Isensee et al. 2017" (its ref. [36]): images resampled to a
+Valverde & Tohka 2022 trained its challenge model "following Isensee et al. 2017" (its ref. [36]): images resampled to a
 common in-plane resolution, batches of 10 slices, 48 initial filters doubling per stage (capped like nnU-Net v1's
 ``Generic_UNet``, ``MAX_FILTERS_2D = 480``) and batch normalisation. Two values were lost in our text of the
 paper and are our best information, to be checked against the published PDF:
@@ -43,7 +43,8 @@ MIN_BOTTLENECK_EDGE = 4  # nnU-Net's UNet_featuremap_min_edge_length (v1 and v2)
 
 @dataclass(frozen=True)
 class Table5Settings:
-    """Paper 002 Sec. 4.2 network settings; the defaults are the paper's (two of them to be checked, see above)."""
+    """Valverde & Tohka 2022 Sec. 4.2 network settings; the defaults are the paper's (two of them to be checked, see
+    above)."""
 
     in_plane_spacing: tuple[float, float] = (1.25, 1.25)  # mm, (y, x) in array order; from ref. [36]: check
     patch_size: tuple[int, int] = (320, 320)  # voxels (y, x); 352 failed in the paper: check

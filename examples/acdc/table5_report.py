@@ -1,4 +1,5 @@
-"""Paper 002's Table 5 layout (Dice and HD per structure and phase) from a local evaluation of the test set.
+"""Valverde & Tohka's (2022) Table 5 layout (Dice and HD per structure and phase) from a local evaluation of the test
+set.
 
 The ACDC challenge platform scores a submission per phase: Dice and Hausdorff distance (mm) of RV, myocardium
 and LV at end-diastole (ED) and end-systole (ES), each the mean over the 50 test patients. The current ACDC
@@ -23,7 +24,7 @@ from pathlib import Path
 STRUCTURES = (("1", "RV"), ("2", "M"), ("3", "LV"))
 PHASES = ("ED", "ES")
 METRICS = (("dice", "Dice", 2), ("hd", "HD", 1))
-# Paper 002, Table 5, row "RRW": in the column order of table5_columns()
+# Valverde & Tohka 2022, Table 5, row "RRW": in the column order of table5_columns()
 PAPER_ROW = (0.95, 0.89, 12.0, 13.9, 0.91, 0.92, 9.3, 11.8, 0.97, 0.93, 6.2, 10.5)
 
 

@@ -1,6 +1,6 @@
 """Example 1: your own RW map function, registered and trained with the plugin's RW loss.
 
-Paper 002's rectified map (RRW, eq. 4) gives each voxel of class t the value ``-d/max d``: the deepest
+Valverde & Tohka's (2022) rectified map (RRW, eq. 4) gives each voxel of class t the value ``-d/max d``: the deepest
 voxels get the strongest push. Caliva et al. (ref. [24] of Valverde & Tohka 2022, "Distance map loss penalty term")
 put more weight near the boundary instead, and Valverde & Tohka 2022 Sec. 6 names that as a use of RW maps ("assigning
 higher importance to the segmentation boundaries ... vascular trees"). This file declares such a map,

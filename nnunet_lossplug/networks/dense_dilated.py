@@ -1,6 +1,6 @@
 """Dense dilated convolution block: the bottleneck of the RDD network (Liu & Fu 2018, Sec. 1.2).
 
-Paper 003 replaces ASPP's parallel dilated branches (Chen et al., DeepLab v3) by a densely connected
+Liu & Fu 2018 replaces ASPP's parallel dilated branches (Chen et al., DeepLab v3) by a densely connected
 stack (DenseASPP, Yang et al., CVPR 2018): every layer receives the concatenation of the block input and
 all earlier layers' outputs; the stack ends with an image-level (globally pooled) feature.
 """

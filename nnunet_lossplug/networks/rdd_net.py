@@ -1,6 +1,6 @@
 """The RDD network of Liu & Fu 2018 (Sec. 1.2): residual encoder-decoder, dense dilated bottleneck.
 
-Paper 003 describes: an encoder of residual blocks that extracts features with strided convolutions
+Liu & Fu 2018 describes: an encoder of residual blocks that extracts features with strided convolutions
 and downsamples with pooling; a decoder of transposed convolutions ("deconvolution layers") and
 residual blocks; long skips from each encoder stage to the decoder stage of the same resolution that are
 *added* element-wise instead of concatenated as in U-Net; and a dense dilated convolution block

@@ -1,6 +1,6 @@
 """The unified U-Net of Nguyen et al. 2019 (Sec. III-A and IV-A; after Kayalibay et al. 2017).
 
-Paper 000 adopts the U-Nets of its refs. [3] (Kayalibay et al., "CNN-based segmentation of medical imaging
+Nguyen et al. 2019 adopts the U-Nets of its refs. [3] (Kayalibay et al., "CNN-based segmentation of medical imaging
 data", arXiv:1701.03056) and [5] (Isensee et al., BraTS 2017, arXiv:1802.10508): 4 resolution levels,
 16 feature maps at the first level doubling per level, instance normalisation, leaky ReLU, residual
 connections, transposed convolutions for upsampling, and segmentation maps at the three

@@ -59,7 +59,7 @@ def test_rw_weighted_cross_entropy_hand_value() -> None:
 
 
 def test_rw_weighted_cross_entropy_gradient_uses_only_the_true_class_value() -> None:
-    """Paper 002 Sec. 3.2: dL/dx_k = |z_t| (s_k - y_k); the non-true map values never reach the gradient."""
+    """Valverde & Tohka 2022 Sec. 3.2: dL/dx_k = |z_t| (s_k - y_k); the non-true map values never reach the gradient."""
     torch.manual_seed(1)
     logits = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 3, (2, 1, 4, 4))

@@ -122,7 +122,7 @@ def test_dice_gradcheck_3d() -> None:
 
 
 def test_sa_dice_gives_no_target_image_a_gradient_per_image_dice_does_not() -> None:
-    """Paper 000 Sec. III-B/C: per-image Dice is flat for an image without target, SA Dice is not."""
+    """Nguyen et al. 2019 Sec. III-B/C: per-image Dice is flat for an image without target, SA Dice is not."""
     labels = _label_map(LABELS)  # image 1 has no foreground
     for batch_dice, expect_gradient in ((False, False), (True, True)):
         logits = _logits_from_probs(FG_PROBS).requires_grad_(True)

@@ -100,7 +100,7 @@ def test_simplex_grid_counts_and_rows():
 
 
 def test_fig2_boundary_voxel_has_two_negative_components_for_most_softmax_vectors():
-    # Paper 002 Fig. 2: a voxel of true class 3 (index 2) in a 3-class task. Labels 0 | 2 2 2 2 | 1: at
+    # Valverde & Tohka 2022 Fig. 2: a voxel of true class 3 (index 2) in a 3-class task. Labels 0 | 2 2 2 2 | 1: at
     # the second voxel the RW-Boundary values are (distance to class 1, distance to class 2, -depth)
     # = (1, 4, -1) and the RRW values are (1, 1, -1/2).
     labels = np.array([[0, 2, 2, 2, 2, 1]])
