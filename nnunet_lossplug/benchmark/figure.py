@@ -34,7 +34,8 @@ def draw(document: Mapping, path: Path, target: float | None = None) -> None:
                 values = row.dice[:, c]
                 ax.scatter(c + offset + rng.uniform(-width / 4, width / 4, values.size), values, s=14,
                            color=colours[index % 10], alpha=0.75,
-                           label=f"{trainer} ({len(row.seeds)} runs)" if c == 0 else None)
+                           label=f"{trainer} ({len(row.seeds)} run{'' if len(row.seeds) == 1 else 's'})"
+                           if c == 0 else None)
                 if np.isfinite(values).any():
                     ax.hlines(np.nanmedian(values), c + offset - width / 3, c + offset + width / 3, color="black",
                               lw=1.5)

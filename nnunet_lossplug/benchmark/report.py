@@ -216,6 +216,9 @@ def _comparison_section(document: Mapping, names: list[str], labels: list[str]) 
               "p-values lean optimistic: trust a difference that also shows in the per-run means above."]
     if significant:
         lines += ["", "Significant: " + "; ".join(significant) + "."]
+    elif smallest_p_value(pairs) >= SIGNIFICANCE_LEVEL:
+        lines += ["", f"No test can be significant with {pairs} pairs: read the differences above as sizes, not "
+                      f"findings, and run more seeds."]
     else:
         lines += ["", f"No difference is significant at p < {SIGNIFICANCE_LEVEL}: on this data and budget the "
                       f"trainers cannot be told apart."]

@@ -46,6 +46,7 @@ def test_one_run_per_trainer_prints_a_dash_not_nan_and_both_rows():
     assert "lesion: 1" in rows[0] and "lesion: 1" not in rows[1]  # raw lost the lesion (0.2 < 0.5), pp did not
     assert "| 3.0 ± — | — |" in rows[0]  # HD95 of the lesion undefined in every case: a dash
     assert "1 seed × 3 cases = 3 pairs" in text and "2/2^3 = 0.25, not below 0.05" in text
+    assert "No test can be significant with 3 pairs" in text and "cannot be told apart" not in text
 
 
 def test_several_seeds_give_mean_sd_and_pairs_are_seeds_times_cases():
