@@ -18,7 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.fault_data import DatasetCopy, console_script, copy_dataset, enlarge_segmentations, live_processes
+from helpers.fault_data import (
+    DatasetCopy,
+    console_script,
+    copy_dataset,
+    enlarge_segmentations,
+    kill_session,
+    live_processes,
+)
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds processes through /proc")]
@@ -35,14 +42,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def _kill_session(sid: int) -> None:
-    for pid in live_processes("session", sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -108,7 +107,7 @@ def _completes(copy: DatasetCopy, timeout: float = 120) -> subprocess.CompletedP
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_session(process.pid)
+        kill_session(process.pid)
         out, err = process.communicate()
         raise AssertionError(f"the next precompute waited {timeout} s (stderr: {err!r})") from None
     assert process.returncode == 0, err
@@ -130,7 +129,7 @@ def test_workers_die_with_their_parent_and_the_next_run_does_not_wait(slow_copy,
         assert "cases computed" in second.stdout
         assert "up to date (8 cases)" in _completes(slow_copy).stdout
     finally:
-        _kill_session(process.pid)
+        kill_session(process.pid)
 
 
 def test_ctrl_c_is_one_line_naming_what_was_kept_and_how_to_resume(slow_copy):
@@ -150,7 +149,7 @@ def test_ctrl_c_is_one_line_naming_what_was_kept_and_how_to_resume(slow_copy):
         rest = [line for line in _completes(slow_copy).stdout.splitlines() if "__rrw__" in line]
         assert rest and "up to date" not in rest[0], rest  # the lock was released; the rest is computed
     finally:
-        _kill_session(process.pid)
+        kill_session(process.pid)
 
 
 # ---------------------------------------------------------------------------------------------- the lock
@@ -194,7 +193,7 @@ def test_a_waiting_run_says_so_once_and_never_waits_on_a_holder_that_is_gone(pre
         try:
             waiting.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            _kill_session(waiting.pid)
+            kill_session(waiting.pid)
             raise AssertionError(f"the run kept waiting after the lock's holder was gone: {stderr_lines}") from None
         reader.join(timeout=10)
         err = "".join(stderr_lines)
@@ -203,9 +202,9 @@ def test_a_waiting_run_says_so_once_and_never_waits_on_a_holder_that_is_gone(pre
         assert len(said) == 1, err
         assert ".lock" in said[0] and f"PID {holder.pid}" in said[0] and "since" in said[0], said
     finally:
-        _kill_session(holder.pid)
+        kill_session(holder.pid)
         if waiting is not None:
-            _kill_session(waiting.pid)
+            kill_session(waiting.pid)
         copy.remove()
 
 

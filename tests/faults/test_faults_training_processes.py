@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.fault_data import console_script, live_processes
+from helpers.fault_data import console_script, kill_session, live_processes
 from helpers.nnunet_runs import DATASET_ID
 
 from nnunet_lossplug import discovery
@@ -60,14 +60,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def _kill_session(sid: int) -> None:
-    for pid in live_processes("session", sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -146,7 +138,7 @@ def test_sigterm_saves_a_checkpoint_at_the_next_iteration_ends_the_workers_and_c
         log = next(fold.glob("training_log_*.txt")).read_text()
         assert "stopped by SIGTERM at epoch 0" in log
     finally:
-        _kill_session(process.pid)
+        kill_session(process.pid)
     if sent_to != "trainer":
         return
     # the first-hour lines of the same log: the citation of a changed subclass, the sign, rounded weights

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -107,3 +108,12 @@ def can_run_as_nobody() -> bool:
 
 def as_nobody(argv: list[str]) -> list[str]:
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of the session ``sid`` (a command started with ``start_new_session=True``)."""
+    for pid in live_processes("session", sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
