@@ -379,7 +379,7 @@ def test_example_tversky_trains_with_wmla_weights_and_predicts(preprocessed_data
     folder = example_folder(tmp_path, "example_tversky", "nnUNetTrainerTverskyCE")
     _, log = train_and_predict(preprocessed_dataset, folder, "nnUNetTrainerTverskyCE_Test", tmp_path)
     assert "Loss: LossMixture(first=TverskyLoss(alpha=0.3, beta=0.7), second=CrossEntropyLoss()" in log
-    assert re.search(r"deep-supervision weights: \(1\.0, 0\.1, 0\.01(, 0\.0)*\)", log), log
+    assert re.search(r"deep-supervision weights: \[1\.0, 0\.1, 0\.01(, 0\.0)*\]", log), log
 
 
 @pytest.mark.integration
@@ -401,5 +401,5 @@ def test_documented_file_works_verbatim_in_a_fresh_folder(preprocessed_dataset, 
         f"from {Path(name).stem} import {trainer}\n\n" + SHORT_RUN.format(name=trainer))
     _, log = train_and_predict(preprocessed_dataset, folder, f"{trainer}_Test", tmp_path,
                                env_value=ext_trainer_value(shell.stdout))
-    assert "deep-supervision weights: (1.0, 0.1, 0.01" in log
+    assert "deep-supervision weights: [1.0, 0.1, 0.01" in log
     assert "Rectification check of 'rrw' maps: 0 unstable voxels." in log
