@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnunet_lossplug.evaluation.compare_results import ComparisonReport, compare_results
-from nnunet_lossplug.evaluation.permutation_test import SIGNIFICANCE_LEVEL
+from nnunet_lossplug.evaluation.permutation_test import SIGNIFICANCE_LEVEL, is_exact, smallest_p_value
 
 KINDS = {"raw": "raw", "postprocessed": "nnU-Net post-processing"}
 PAIRED_METRICS = ("dice", "hd95")
@@ -104,11 +104,6 @@ def paired_comparisons(document: Mapping) -> list[tuple[str, str, ComparisonRepo
                                      seeds_by_cases(document, trainer, kind, common), metrics=PAIRED_METRICS)
             found.append((trainer, kind, report, common))
     return found
-
-
-def smallest_p_value(num_pairs: int) -> float:
-    """The smallest two-sided p-value an exact paired sign-flip test of ``num_pairs`` pairs can give."""
-    return 2.0 / 2**num_pairs if num_pairs else math.nan
 
 
 def _number_text(value: float, digits: int, sign: str = "") -> str:
@@ -206,17 +201,22 @@ def _comparison_section(document: Mapping, names: list[str], labels: list[str]) 
     tests = sum(len(found.rows) for _, _, found, _ in comparisons)
     pairs = report.n_paired_cases
     cases = pairs // max(1, len(common))
+    floor = smallest_p_value(pairs, report.n_permutations)
+    floor_text = (f"the smallest p the exact test can reach is 2/2^{pairs} = {floor:.2g}"
+                  if is_exact(pairs, report.n_permutations) else
+                  f"the test flips signs {report.n_permutations} times at random, so its smallest p is "
+                  f"1/{report.n_permutations + 1} = {floor:.2g}")
     lines += ["", f"Pairs = seeds × cases: {_count(len(common), 'seed')} × {_count(cases, 'case')} = "
               f"{pairs} pairs (a pair: one case scored by both trainers trained with the same seed). With {pairs} "
-              f"pairs the smallest p the exact test can reach is 2/2^{pairs} = {smallest_p_value(pairs):.2g}"
-              + ("" if smallest_p_value(pairs) < SIGNIFICANCE_LEVEL else
+              f"pairs {floor_text}"
+              + ("" if floor < SIGNIFICANCE_LEVEL else
                  f", not below {SIGNIFICANCE_LEVEL}: no difference can be significant; add seeds or cases")
               + f". * = p < {SIGNIFICANCE_LEVEL}, no correction for the {tests} tests."
               " A case recurs in every seed and a run in every case, so the pairs are not independent and the "
               "p-values lean optimistic: trust a difference that also shows in the per-run means above."]
     if significant:
         lines += ["", "Significant: " + "; ".join(significant) + "."]
-    elif smallest_p_value(pairs) >= SIGNIFICANCE_LEVEL:
+    elif floor >= SIGNIFICANCE_LEVEL:
         lines += ["", f"No test can be significant with {pairs} pairs: read the differences above as sizes, not "
                       f"findings, and run more seeds."]
     else:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from nnunet_lossplug.benchmark.plan import BUDGETS, BenchmarkPlan, parse_trainer_items, variant_name
-from nnunet_lossplug.benchmark.report import markdown_report, paired_comparisons, quality_rows, smallest_p_value
+from nnunet_lossplug.benchmark.report import markdown_report, paired_comparisons, quality_rows
 from nnunet_lossplug.benchmark.short_trainers import ShortSchedule
 from nnunet_lossplug.cli.benchmark import plan_from_args
+from nnunet_lossplug.evaluation.permutation_test import smallest_p_value
 
 
 def _cases(organ: list[float], lesion: list[float], hd95: float = 3.0) -> dict:
@@ -65,6 +66,16 @@ def test_several_seeds_give_mean_sd_and_pairs_are_seeds_times_cases():
     assert "3 seeds × 3 cases = 9 pairs" in text and "RRW (raw) worse than nnUNetTrainer on lesion Dice" in text
     assert "| 0 / 3 |" in text and "| 3 / 3 |" not in text  # no run has every class >= 0.85 (the lesion)
     assert math.isclose(smallest_p_value(6), 2 / 64)
+
+
+def test_fifteen_pairs_name_the_random_sign_flips_floor_not_the_exact_one():
+    # 5 seeds x 3 cases: 2^15 sign vectors exceed the 10 000 random flips, so the floor is 1 / 10 001, not 2 / 2^15
+    runs = [_run("RRW", seed, [0.7, 0.7, 0.7], [0.2, 0.2, 0.2]) for seed in range(3, 8)]
+    runs += [_run("nnUNetTrainer", seed, [0.9, 0.9, 0.9], [0.8, 0.8, 0.8]) for seed in range(3, 8)]
+    text = markdown_report(_document(runs))
+    assert "5 seeds × 3 cases = 15 pairs" in text
+    assert "flips signs 10000 times at random, so its smallest p is 1/10001 = 0.0001" in text
+    assert "2/2^15" not in text
 
 
 def test_runs_go_seed_by_seed_and_the_reference_is_nnunets_trainer_when_named():
