@@ -17,11 +17,14 @@ import signal
 import sys
 from collections.abc import Callable
 
+from nnunet_lossplug.nnunet.errors import LossPlugError
+
 DEBUG_ENV_VAR = "NNUNET_LOSSPLUG_DEBUG"
 EXIT_USER_ERROR = 2
 #: what a user's input or environment causes: OSError (paths, permissions), ValueError (bad values),
-#: LookupError (unknown names), RuntimeError (nnU-Net's "no dataset with ID", the plugin's cache errors)
-USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, LookupError, RuntimeError)
+#: LookupError (unknown names), RuntimeError (nnU-Net's "no dataset with ID", the plugin's cache errors), and
+#: every refusal of the plugin's nnU-Net glue (LossPlugError, e.g. a map kind declaring an encoding without codec)
+USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, LookupError, RuntimeError, LossPlugError)
 
 
 def debug_requested(args: argparse.Namespace) -> bool:

@@ -4,13 +4,14 @@ Each is raised with one line that names the problem and the fix (the command lin
 with ``--debug`` or ``NNUNET_LOSSPLUG_DEBUG=1``). This module imports nothing of the package, so every module
 of :mod:`nnunet_lossplug.nnunet` may import it.
 
-- Dataset set-up: :class:`UnsupportedDatasetError`, :class:`PreprocessedCaseMissingError`.
+- Dataset set-up: :class:`UnsupportedDatasetError`, :class:`PreprocessedCaseMissingError`,
+  :class:`UnknownConfigurationError`, :class:`UndeclaredLabelError`.
 - Maps: :class:`MapNotRectifiedError`.
 - Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`,
   :class:`ForeignFileError`;
   :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
 - Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
-- Declarations: :class:`TrainerDeclarationError`, :class:`SeedError`.
+- Declarations: :class:`TrainerDeclarationError`, :class:`TrainerSettingError`, :class:`SeedError`.
 - Fine-tuning: :class:`PretrainedWeightsError`; the cascade: :class:`PreviousStageMissingError`.
 - Files a user may have received: :class:`UntrustedFileError` (a pickle naming code), :class:`CheckpointError`.
 
@@ -98,6 +99,18 @@ class CheckpointError(LossPlugError, ValueError):
 
 class TrainerDeclarationError(LossPlugError, TypeError):
     """A trainer class whose declarations cannot make a training (e.g. no ``loss_spec``)."""
+
+
+class TrainerSettingError(LossPlugError, ValueError):
+    """A trainer setting whose value is out of its range (e.g. ``map_placement``, the collapse guard's patience)."""
+
+
+class UnknownConfigurationError(LossPlugError, ValueError):
+    """A configuration (``-c``) that the dataset's plans do not hold."""
+
+
+class UndeclaredLabelError(LossPlugError, ValueError):
+    """A preprocessed case holding a label value that ``dataset.json`` does not declare."""
 
 
 class SeedError(LossPlugError, ValueError):

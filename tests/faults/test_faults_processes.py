@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from helpers.fault_data import (
     DatasetCopy,
+    alive,
     console_script,
     copy_dataset,
     enlarge_segmentations,
@@ -34,14 +35,6 @@ pytestmark = [pytest.mark.integration,
 def _message_lines(stderr: str) -> list[str]:
     """stderr without tqdm's progress-bar updates (``\\r``-separated, which text mode reads as lines)."""
     return [line for line in stderr.strip().splitlines() if line.strip() and not line.startswith("lossplug ")]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
@@ -95,9 +88,9 @@ def _signal_all(pids: list[int], signum: int) -> None:
 
 def _gone_within(pids: list[int], seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if alive(p)]
 
 
 def _completes(copy: DatasetCopy, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.fault_data import console_script, kill_session, live_processes
+from helpers.fault_data import alive, console_script, kill_session, live_processes
 from helpers.nnunet_runs import DATASET_ID
 
 from nnunet_lossplug import discovery
@@ -53,13 +53,6 @@ def _argv(trainer: str = TRAINER, *more: str) -> list[str]:
 
 def _fold(dataset, trainer: str = TRAINER) -> Path:
     return dataset.folders.results / dataset.name / f"{trainer}__nnUNetPlans__2d" / "fold_0"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -120,11 +113,11 @@ def test_sigterm_saves_a_checkpoint_at_the_next_iteration_ends_the_workers_and_c
             reader.join(timeout=10)
         stderr = "".join(err)
         assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
-        left = [pid for pid in workers if _alive(pid)]
+        left = [pid for pid in workers if alive(pid)]
         deadline = time.monotonic() + 10
         while left and time.monotonic() < deadline:
             time.sleep(0.1)
-            left = [pid for pid in left if _alive(pid)]
+            left = [pid for pid in left if alive(pid)]
         assert not left, f"augmentation workers {left} outlived the trainer"
         lines = _error_lines(stderr)
         assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]

@@ -12,9 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers.fault_data import alive
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and sigwaitinfo are Linux's")
 
@@ -40,18 +40,11 @@ if __name__ == "__main__":
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not _alive(pid)
+    return not alive(pid)
 
 
 def _start(mode: str) -> tuple[subprocess.Popen, int]:
@@ -65,14 +58,14 @@ def test_a_worker_dies_with_a_killed_trainer_and_ignores_a_sigterm_from_anyone_e
     try:
         os.kill(worker, signal.SIGTERM)  # a scheduler signalling every process of the job
         time.sleep(1)
-        assert _alive(worker), "a SIGTERM not sent by the trainer ended the worker"
+        assert alive(worker), "a SIGTERM not sent by the trainer ended the worker"
         os.kill(parent.pid, signal.SIGKILL)  # the scheduler's kill after its grace period
         parent.wait(timeout=10)
         assert _gone_within(worker, 10), "the worker outlived its killed trainer"
     finally:
-        if _alive(parent.pid):
+        if alive(parent.pid):
             os.killpg(parent.pid, signal.SIGKILL)
-        if _alive(worker):
+        if alive(worker):
             os.kill(worker, signal.SIGKILL)
 
 
@@ -80,9 +73,9 @@ def test_the_trainers_own_sigterm_ends_the_worker_at_once():
     parent, worker = _start("terminate")
     try:
         assert int(parent.stdout.readline()) == 128 + signal.SIGTERM
-        assert not _alive(worker)
+        assert not alive(worker)
     finally:
         parent.kill()
         parent.wait(timeout=10)
-        if _alive(worker):
+        if alive(worker):
             os.kill(worker, signal.SIGKILL)

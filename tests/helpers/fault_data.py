@@ -74,6 +74,14 @@ def enlarge_segmentations(folder: Path, shape: tuple[int, int, int], seed: int =
         blosc2.asarray(seg, urlpath=str(path), mode="w")
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (its state in ``/proc/PID/stat``)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def live_processes(field: str, value: int) -> list[int]:
     """PIDs of the live (not zombie) processes whose ``field`` of ``/proc/PID/stat`` is ``value``.
 

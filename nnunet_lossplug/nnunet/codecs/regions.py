@@ -39,7 +39,7 @@ from nnunet_lossplug.maps.encodings import (
 from nnunet_lossplug.maps.regions import region_maps, region_rrw_own_values
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.softmax import CODEC_VERSION, MapCodec, value_problem
-from nnunet_lossplug.nnunet.errors import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.errors import TrainerDeclarationError, UnsupportedDatasetError
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,9 @@ def region_codec_for(kind: MapKind, num_classes: int, regions: tuple[tuple[int, 
     """The region codec of ``kind`` by its ``region_encoding``; :class:`UnsupportedDatasetError` without one."""
     codec_class = REGION_CODEC_OF_ENCODING.get(type(kind.region_encoding))
     if codec_class is None and kind.region_encoding is not None:
-        raise TypeError(f"map kind '{kind.name}': no region codec for its region_encoding {kind.region_encoding!r}; "
-                        f"use one of {sorted(encoding.__name__ for encoding in REGION_CODEC_OF_ENCODING)}.")
+        raise TrainerDeclarationError(
+            f"map kind '{kind.name}': no region codec for its region_encoding {kind.region_encoding!r}; "
+            f"use one of {sorted(encoding.__name__ for encoding in REGION_CODEC_OF_ENCODING)}.")
     if codec_class is None:
         with_regions = [name for name in available_map_kinds() if get_map_kind(name).region_encoding is not None]
         raise UnsupportedDatasetError(

@@ -49,7 +49,7 @@ from nnunet_lossplug.maps.encodings import (
     UnsignedDistance,
 )
 from nnunet_lossplug.maps.registry import MapKind
-from nnunet_lossplug.nnunet.errors import MapNotRectifiedError
+from nnunet_lossplug.nnunet.errors import MapNotRectifiedError, TrainerDeclarationError
 
 CODEC_VERSION = 1
 
@@ -252,8 +252,9 @@ def codec_for(kind: str | MapKind, num_classes: int, rectified: bool = False) ->
     map_kind = get_map_kind(kind) if isinstance(kind, str) else kind
     codec_class = CODEC_OF_ENCODING.get(type(map_kind.encoding))
     if codec_class is None:
-        raise TypeError(f"map kind '{map_kind.name}': no codec for its encoding {map_kind.encoding!r}; use one of "
-                        f"{sorted(encoding.__name__ for encoding in CODEC_OF_ENCODING)}.")
+        raise TrainerDeclarationError(
+            f"map kind '{map_kind.name}': no codec for its encoding {map_kind.encoding!r}; use one of "
+            f"{sorted(encoding.__name__ for encoding in CODEC_OF_ENCODING)}.")
     is_rectified = map_kind.rectified if map_kind.rectified is not None else rectified
     if codec_class is MapCodec and is_rectified:
         codec_class = RectifiedValuesCodec

@@ -23,6 +23,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_lossplug.maps import get_map_kind, rectification_report, region_masks
 from nnunet_lossplug.nnunet.codecs.chooser import source_codec
+from nnunet_lossplug.nnunet.errors import PreprocessedCaseMissingError
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 
@@ -65,7 +66,8 @@ def read_case_maps(source: PreprocessedSource, kind: str, identifier: str, num_p
     """The case's map as training reads it; the cache of ``kind`` is built for this case first if needed."""
     if identifier not in source.identifiers():
         known = ", ".join(source.identifiers()[:10])
-        raise ValueError(f"No preprocessed case '{identifier}' in {source.data_folder} (cases: {known}, ...).")
+        raise PreprocessedCaseMissingError(
+            f"No preprocessed case '{identifier}' in {source.data_folder} (cases: {known}, ...).")
     get_map_kind(kind)  # an unknown kind fails here with the registry's message listing the known ones
     cache = CaseCache(source, source_codec(kind, source))  # the dataset's codec: regions, ignore label
     cache.ensure([identifier], num_processes=num_processes, progress=False)

@@ -22,7 +22,12 @@ from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class, nn
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_lossplug.nnunet.errors import PreprocessedCaseMissingError, UnsupportedDatasetError
+from nnunet_lossplug.nnunet.errors import (
+    PreprocessedCaseMissingError,
+    UndeclaredLabelError,
+    UnknownConfigurationError,
+    UnsupportedDatasetError,
+)
 from nnunet_lossplug.nnunet.safe_loading import load_case_properties
 
 
@@ -58,7 +63,7 @@ class PreprocessedSource:
     @cached_property
     def configuration_manager(self):
         if self.configuration not in self.plans_manager.available_configurations:
-            raise ValueError(
+            raise UnknownConfigurationError(
                 f"Configuration '{self.configuration}' is not in plans {self.plans_identifier} "
                 f"(available: {', '.join(self.plans_manager.available_configurations)})."
             )
@@ -203,7 +208,7 @@ class PreprocessedSource:
         labels[labels < 0] = 0
         known = labels if self.ignore_label is None else labels[labels != self.ignore_label]
         if known.size and known.max() >= self.num_classes:
-            raise ValueError(
+            raise UndeclaredLabelError(
                 f"Case {identifier} has label {int(known.max())} but dataset.json declares {self.num_classes} "
                 f"labels {[int(label) for label in self.label_manager.all_labels]}. Fix dataset.json or the label "
                 f"files and preprocess again."

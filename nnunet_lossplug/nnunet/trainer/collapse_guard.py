@@ -22,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nnunet_lossplug.nnunet.errors import TrainerSettingError
+
 __all__ = ["CollapseEvent", "CollapseGuard", "collapse_events"]
 
 DEFAULT_THRESHOLD = 0.01
@@ -67,10 +69,10 @@ class CollapseGuard:
     def __init__(self, patience: int, warmup: int = 0, threshold: float = DEFAULT_THRESHOLD,
                  class_names: Sequence[str] | None = None) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"collapse patience must be an int >= 1 (or None to switch the guard off), "
+            raise TrainerSettingError(f"collapse patience must be an int >= 1 (or None to switch the guard off), "
                              f"got {patience!r}.")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"collapse warm-up must be an int >= 0, got {warmup!r}.")
+            raise TrainerSettingError(f"collapse warm-up must be an int >= 0, got {warmup!r}.")
         self.patience = patience
         self.warmup = warmup
         self.threshold = threshold

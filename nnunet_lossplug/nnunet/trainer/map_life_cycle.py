@@ -28,6 +28,7 @@ from nnunet_lossplug.maps import compute_with_ignore, rectification_report, regi
 from nnunet_lossplug.maps.registry import MapKind
 from nnunet_lossplug.nnunet.codecs.chooser import source_codec
 from nnunet_lossplug.nnunet.codecs.softmax import MapCodec
+from nnunet_lossplug.nnunet.errors import TrainerSettingError
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 from nnunet_lossplug.nnunet.map_cache.source import PreprocessedSource
 from nnunet_lossplug.nnunet.map_transport.transport import MapTransport
@@ -48,7 +49,7 @@ class MapLifeCycle:
                  training_cases: Callable[[], Sequence[str]], spacing: Sequence[float], check_cases: int,
                  log: Callable[[str], None] = print):
         if placement not in MAP_PLACEMENTS:
-            raise ValueError(f"map_placement must be one of {MAP_PLACEMENTS}, got {placement!r}.")
+            raise TrainerSettingError(f"map_placement must be one of {MAP_PLACEMENTS}, got {placement!r}.")
         self.kind = kind
         self.placement = placement
         self.source = source
