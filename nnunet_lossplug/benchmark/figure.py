@@ -33,7 +33,7 @@ def draw(document: Mapping, path: Path, target: float | None = None) -> None:
             for c in range(len(names)):
                 values = row.dice[:, c]
                 ax.scatter(c + offset + rng.uniform(-width / 4, width / 4, values.size), values, s=14,
-                           color=colours[index % 10], alpha=0.75,
+                           color=colours[index % 10], alpha=0.75, zorder=3, clip_on=False,  # whole at 0 and 1
                            label=f"{trainer} ({len(row.seeds)} run{'' if len(row.seeds) == 1 else 's'})"
                            if c == 0 else None)
                 if np.isfinite(values).any():
