@@ -40,7 +40,7 @@ from nnunet_lossplug.nnunet.codecs import (
     codec_for,
     dataset_codec,
 )
-from nnunet_lossplug.nnunet.errors import UnsupportedDatasetError
+from nnunet_lossplug.nnunet.errors import TrainerDeclarationError, UnsupportedDatasetError
 from nnunet_lossplug.nnunet.map_cache.cache import CaseCache
 
 K = 4
@@ -178,9 +178,9 @@ def test_an_encoding_without_a_codec_is_refused_naming_the_known_ones():
     register_map_kind("test_unknown_encoding", half_cao_map, encoding=_UnknownEncoding(),
                       region_encoding=_UnknownEncoding())
     try:
-        with pytest.raises(TypeError, match=r"no codec for its encoding.*ComputedValues"):
+        with pytest.raises(TrainerDeclarationError, match=r"no codec for its encoding.*ComputedValues"):
             codec_for("test_unknown_encoding", K)
-        with pytest.raises(TypeError, match=r"no region codec for its region_encoding.*ComputedValues"):
+        with pytest.raises(TrainerDeclarationError, match=r"no region codec for its region_encoding.*ComputedValues"):
             dataset_codec("test_unknown_encoding", K, REGIONS)
     finally:
         unregister_map_kind("test_unknown_encoding")

@@ -16,6 +16,7 @@ import torch
 from helpers.nnunet_runs import run_cli
 
 from nnunet_lossplug import discovery
+from nnunet_lossplug.nnunet.errors import LossPlugError, TrainerSettingError
 from nnunet_lossplug.nnunet.trainer.collapse_guard import CollapseGuard, collapse_events
 
 
@@ -51,8 +52,10 @@ def test_nan_neither_extends_nor_ends_a_run():
 
 @pytest.mark.parametrize("patience, warmup", [(0, 0), (2.5, 0), (2, -1), (True, 0)])
 def test_bad_settings_are_refused_with_the_way_out(patience, warmup):
-    with pytest.raises(ValueError, match="collapse"):
+    # a LossPlugError: one line under nnUNetv2_train, not a traceback; still a ValueError for code that catches those
+    with pytest.raises(TrainerSettingError, match="collapse") as refused:
         CollapseGuard(patience, warmup)
+    assert isinstance(refused.value, LossPlugError) and isinstance(refused.value, ValueError)
 
 
 TRAINERS = '''

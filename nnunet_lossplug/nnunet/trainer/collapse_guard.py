@@ -70,7 +70,7 @@ class CollapseGuard:
                  class_names: Sequence[str] | None = None) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise TrainerSettingError(f"collapse patience must be an int >= 1 (or None to switch the guard off), "
-                             f"got {patience!r}.")
+                                      f"got {patience!r}.")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise TrainerSettingError(f"collapse warm-up must be an int >= 0, got {warmup!r}.")
         self.patience = patience
