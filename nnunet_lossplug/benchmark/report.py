@@ -150,7 +150,9 @@ def markdown_report(document: Mapping, lost_below: float = 0.5, target: float | 
         f"{document['postprocessing_step']}, chosen per run on fold {document['fold']}'s validation cases"
         + (" (the scored cases themselves: optimistic)" if document["held_out_kind"] == "validation" else "")
         + ". A run's value of a class is its mean over the scored cases; mean ± sd are over the runs "
-        "(— : one run, no sd).",
+        "(— : one run, no sd). A class missing from a prediction but not from the reference scores Dice 0 and, as "
+        "HD95, the image's diagonal (as `nnunet-lossplug evaluate` scores it), so one missed case dominates a mean "
+        "HD95.",
         "",
         "| trainer | predictions | runs | " + " | ".join(f"{n} Dice (lowest run)" for n in names) + " | "
         + " | ".join(f"{n} HD95 mm" for n in names) + f" | runs that lost a class (Dice < {lost_below:g}) "

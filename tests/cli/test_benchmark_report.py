@@ -40,6 +40,7 @@ def test_one_run_per_trainer_prints_a_dash_not_nan_and_both_rows():
     text = markdown_report(_document([_run("RRW", 3, [0.9, 0.8, 0.7], [0.1, 0.2, 0.3], [0.4, 0.5, 0.6]),
                                       _run("nnUNetTrainer", 3, [0.9, 0.9, 0.9], [0.8, 0.8, 0.8])]))
     assert "nan" not in text.lower()
+    assert "as HD95, the image's diagonal" in text  # the penalty behind a large mean HD95 is named
     rows = [line for line in text.splitlines() if line.startswith("| RRW |")][:2]  # the quality table first
     assert [row.split(" | ")[1] for row in rows] == ["raw", "nnU-Net post-processing"]
     assert "| 0.800 ± — (0.800) | 0.200 ± — (0.200) |" in rows[0]  # a run's Dice: its mean over the cases
