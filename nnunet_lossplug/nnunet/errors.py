@@ -10,7 +10,8 @@ of :mod:`nnunet_lossplug.nnunet` may import it.
 - Precompute cache: :class:`MapCacheError` and its :class:`WorkerDiedError`, :class:`CacheNotWritableError`,
   :class:`ForeignFileError`;
   :class:`BuildInterrupted` (Ctrl-C or SIGTERM during a build).
-- Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`.
+- Training: :class:`NonFiniteLossError`, :class:`AbsentClassError`, :class:`GradClipError`,
+  :class:`DeviceUnavailableError`.
 - Declarations: :class:`TrainerDeclarationError`, :class:`TrainerSettingError`, :class:`SeedError`.
 - Fine-tuning: :class:`PretrainedWeightsError`; the cascade: :class:`PreviousStageMissingError`.
 - Files a user may have received: :class:`UntrustedFileError` (a pickle naming code), :class:`CheckpointError`.
@@ -66,6 +67,10 @@ class BuildInterrupted(KeyboardInterrupt):
 
 class NonFiniteLossError(LossPlugError, FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class DeviceUnavailableError(LossPlugError, RuntimeError):
+    """``nnUNetv2_train -device cuda`` (nnU-Net's default) or ``mps`` where PyTorch finds no such device."""
 
 
 class AbsentClassError(LossPlugError, ValueError):

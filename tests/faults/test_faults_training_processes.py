@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from helpers.fault_data import alive, console_script, kill_session, live_processes
 from helpers.nnunet_runs import DATASET_ID
 
@@ -190,6 +191,20 @@ def test_a_refusal_is_one_line_with_no_empty_log_left(preprocessed_dataset, tmp_
         debug = subprocess.run(_argv(trainer), env={**env, "NNUNET_LOSSPLUG_DEBUG": "1"}, capture_output=True,
                                text=True, timeout=600)
         assert debug.returncode != 0 and "Traceback" in debug.stderr and expected.split(":")[0] in debug.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_nnunets_default_device_without_cuda_is_one_line_saying_device_cpu(preprocessed_dataset, tmp_path):
+    """The README's ``nnUNetv2_train D 2d 0 -tr nnUNetTrainerRRW`` (no ``-device``) on a machine without CUDA."""
+    argv = [console_script("nnUNetv2_train"), str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerDiceOnly"]
+    env = _environ(preprocessed_dataset, tmp_path, nnUNet_n_proc_DA="0")
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert lines[0].startswith("nnUNetv2_train: error: DeviceUnavailableError: nnUNetv2_train trains on -device "
+                               "cuda unless told otherwise"), lines[0]
+    assert "add -device cpu" in lines[0]
 
 
 def test_a_log_this_run_did_not_create_is_kept(preprocessed_dataset, tmp_path):

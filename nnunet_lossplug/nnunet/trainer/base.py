@@ -36,6 +36,7 @@ from nnunet_lossplug.nnunet.trainer.ds_weights import TrainableWeightsLog
 from nnunet_lossplug.nnunet.trainer.epoch_hooks import EpochHooks
 from nnunet_lossplug.nnunet.trainer.graceful_stop import GracefulStop
 from nnunet_lossplug.nnunet.trainer.guards import (
+    check_device,
     check_finite_loss,
     check_grad_clip,
     check_previous_stage,
@@ -212,6 +213,7 @@ class LossPlugTrainer(OneLineErrors, GracefulStop, EpochHooks, SeededTraining, M
         check_pretrained_weights_of_command_line(self.network, type(self).__name__, self.configuration_name)
 
     def on_train_start(self):
+        check_device(self.device)  # before the map hook: nnU-Net's default -device cuda on a machine without one
         check_previous_stage(self)
         if self.local_rank == 0:
             warn_if_defined_twice(type(self), self.print_to_log_file)  # nnU-Net's -tr NAME takes the first file

@@ -14,6 +14,9 @@
 - :func:`check_class_counts`: a class with no voxel in the fold's training cases gets the Shen et al. 2018 weight
   ``N / ε`` (eq. 4-5, ``ε = 1``), the largest possible, so the class-weighted Dice loss is dominated by a
   class the network never sees (``train_loss`` in the thousands); the trainer stops at start instead.
+- :func:`check_device`: ``nnUNetv2_train`` trains on ``-device cuda`` unless told otherwise; on a machine where
+  PyTorch finds no CUDA device that would end in a traceback from deep inside ``initialize``; the trainer stops
+  at start instead, saying to add ``-device cpu``.
 - :func:`warn_if_defined_twice`: a trainer whose class name is defined in more than one file of nnU-Net's trainer
   folders warns at start, naming the files and the one this run uses (nnU-Net's ``-tr NAME`` takes the first
   it finds, so an edit to the other file silently changes nothing).
@@ -33,6 +36,7 @@ import torch
 
 from nnunet_lossplug.nnunet.errors import (
     AbsentClassError,
+    DeviceUnavailableError,
     GradClipError,
     NonFiniteLossError,
     PreviousStageMissingError,
@@ -199,6 +203,18 @@ def warn_if_defined_twice(trainer_class: type, log: Callable[[str], Any]) -> str
     warnings.warn(message, stacklevel=2)
     log("WARNING: " + message)
     return message
+
+
+def check_device(device: torch.device) -> None:
+    """Refuse, in one line, a ``cuda`` or ``mps`` device that PyTorch cannot use here."""
+    if device.type == "cuda" and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA (a CPU-only build)"
+        raise DeviceUnavailableError(
+            f"nnUNetv2_train trains on -device cuda unless told otherwise, and PyTorch finds no CUDA device here "
+            f"(torch {torch.__version__}, built with {build}): add -device cpu to train on the CPU (slow; "
+            f"nnunet-lossplug benchmark runs short CPU schedules), or check the NVIDIA driver and the torch build.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailableError("-device mps: PyTorch finds no Apple-silicon GPU here; use -device cpu.")
 
 
 def check_previous_stage(trainer: Any) -> None:
