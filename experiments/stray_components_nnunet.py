@@ -26,41 +26,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk  # noqa: N813
-from scipy import ndimage
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import SimpleITK as sitk  # noqa: E402, N813
+
+from experiments.common.components import StrayComponent, component_count, stray_components  # noqa: E402
+from experiments.common.reporting import markdown_table  # noqa: E402
 
 KINDS = {"predictions": "raw", "predictions_postprocessed": "nnU-Net post-processing"}
 SUFFIX = ".nii.gz"
-
-
-@dataclass(frozen=True)
-class Stray:
-    """One predicted component of a class that touches no reference voxel of that class."""
-
-    voxels: int
-    distance_mm: float
-
-
-def components_and_strays(prediction: np.ndarray, reference: np.ndarray, label: int,
-                          spacing: Sequence[float]) -> tuple[int, list[Stray]]:
-    """Number of 26-connected components of ``prediction == label`` and its strays (see the module docstring).
-
-    Without the class in the reference every component is a stray at an infinite distance.
-    """
-    components, count = ndimage.label(prediction == label, structure=np.ones((3,) * prediction.ndim, dtype=bool))
-    target = reference == label
-    distance = (ndimage.distance_transform_edt(~target, sampling=spacing) if target.any()
-                else np.full(prediction.shape, np.inf))
-    strays = []
-    for index in range(1, count + 1):
-        inside = components == index
-        if not target[inside].any():
-            strays.append(Stray(int(inside.sum()), float(distance[inside].min())))
-    return count, strays
 
 
 def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -68,9 +46,14 @@ def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return sitk.GetArrayFromImage(image), tuple(float(s) for s in reversed(image.GetSpacing()))
 
 
-def count_run(folder: Path, labels_folder: Path, labels: Sequence[int]) -> dict[int, list[tuple[int, list[Stray]]]]:
-    """Per class, ``(components, strays)`` of every case predicted in ``folder``."""
-    found: dict[int, list[tuple[int, list[Stray]]]] = {label: [] for label in labels}
+def count_run(folder: Path, labels_folder: Path,
+              labels: Sequence[int]) -> dict[int, list[tuple[int, list[StrayComponent]]]]:
+    """Per class, ``(components, strays)`` of every case predicted in ``folder``.
+
+    Strays are :func:`experiments.common.components.stray_components` (full connectivity; a class absent from
+    the reference makes every component a stray at an infinite distance).
+    """
+    found: dict[int, list[tuple[int, list[StrayComponent]]]] = {label: [] for label in labels}
     predictions = sorted(folder.glob(f"*{SUFFIX}"))
     if not predictions:
         raise FileNotFoundError(f"no {SUFFIX} prediction in {folder}")
@@ -81,8 +64,9 @@ def count_run(folder: Path, labels_folder: Path, labels: Sequence[int]) -> dict[
                                     f"folder of the scored cases' labels (labelsTs)")
         prediction, spacing = _read(path)
         reference, _ = _read(reference_path)
+        strays = stray_components(prediction, reference, labels, spacing)
         for label in labels:
-            found[label].append(components_and_strays(prediction, reference, label, spacing))
+            found[label].append((component_count(prediction, label), [s for s in strays if s.label == label]))
     return found
 
 
@@ -95,16 +79,16 @@ def stray_table(benchmark: Path, labels_folder: Path) -> str:
     document = json.loads((benchmark / "report.json").read_text())
     labels = sorted(int(label) for label in document["label_names"])
     names = {int(k): v or f"label {k}" for k, v in document["label_names"].items()}
-    header = "| trainer | predictions | runs | " + " | ".join(
-        f"{names[c]} components per case | {names[c]} strays per case | {names[c]} largest stray (voxels) | "
-        f"{names[c]} farthest stray mm" for c in labels) + " |"
-    lines = [header, "|" + "---|" * (3 + 4 * len(labels))]
+    headers = ["trainer", "predictions", "runs"] + [
+        column for c in labels for column in (f"{names[c]} components per case", f"{names[c]} strays per case",
+                                              f"{names[c]} largest stray (voxels)", f"{names[c]} farthest stray mm")]
+    rows = []
     for trainer in document["trainers"]:
         runs = [run for run in document["runs"] if run["trainer"] == trainer]
         for kind, kind_name in KINDS.items():
             counted = [count_run(benchmark / "runs" / run["variant"] / f"seed_{run['seed']}" / kind, labels_folder,
                                  labels) for run in runs]
-            cells = []
+            cells: list[object] = [trainer, kind_name, len(runs)]
             for label in labels:
                 per_run_components = [float(np.mean([n for n, _ in run[label]])) for run in counted]
                 per_run_strays = [float(np.mean([len(s) for _, s in run[label]])) for run in counted]
@@ -112,8 +96,8 @@ def stray_table(benchmark: Path, labels_folder: Path) -> str:
                 cells += [_mean_sd(per_run_components), _mean_sd(per_run_strays),
                           str(max(s.voxels for s in strays)) if strays else "—",
                           f"{max(s.distance_mm for s in strays):.0f}" if strays else "—"]
-            lines.append(f"| {trainer} | {kind_name} | {len(runs)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append(cells)
+    return markdown_table(headers, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

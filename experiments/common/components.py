@@ -17,7 +17,8 @@ import numpy as np
 from nnunetv2.postprocessing.remove_connected_components import remove_all_but_largest_component_from_segmentation
 from scipy import ndimage
 
-__all__ = ["StrayComponent", "keep_largest_component_per_class", "stray_components", "stray_mask"]
+__all__ = ["StrayComponent", "component_count", "keep_largest_component_per_class", "stray_components",
+           "stray_mask"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ def stray_components(prediction: np.ndarray, truth: np.ndarray, labels: Sequence
             strays.append(StrayComponent(int(label), int(member.sum()), nearest,
                                          int((member & in_empty_slice).sum())))
     return strays
+
+
+def component_count(prediction: np.ndarray, label: int) -> int:
+    """Number of connected components of class ``label`` in ``prediction`` (full connectivity, as above)."""
+    prediction = np.asarray(prediction)
+    return int(ndimage.label(prediction == label, structure=ndimage.generate_binary_structure(
+        prediction.ndim, prediction.ndim))[1])
 
 
 def stray_mask(prediction: np.ndarray, truth: np.ndarray, label: int) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""``experiments/stray_components_nnunet.py``: components and strays counted by hand, and the table of a small
-hand-made benchmark folder (real NIfTI files; no training)."""
+"""``experiments/stray_components_nnunet.py``: the shared component helpers it counts with, checked by hand, and
+the table of a small hand-made benchmark folder (real NIfTI files; no training)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if str(REPO_ROOT) not in sys.path:  # the experiments folder is not an installed
     sys.path.insert(0, str(REPO_ROOT))
 
 from experiments import stray_components_nnunet as strays  # noqa: E402
+from experiments.common.components import component_count, stray_components  # noqa: E402
 
 SPACING = (3.0, 1.0, 1.0)  # z, y, x in mm
 
@@ -36,16 +37,17 @@ def _prediction() -> np.ndarray:
 
 
 def test_components_and_strays_by_hand():
-    count, found = strays.components_and_strays(_prediction(), _reference(), 1, SPACING)
-    assert count == 3
+    assert component_count(_prediction(), 1) == 3
+    found = stray_components(_prediction(), _reference(), [1], SPACING)
     assert sorted((s.voxels, s.distance_mm) for s in found) == [(1, 6.0), (2, 5.0)]
 
 
 def test_a_class_absent_from_the_reference_makes_every_component_a_stray_at_infinity():
     prediction = np.zeros((3, 5, 5), dtype=np.uint8)
     prediction[1, 1, 1] = prediction[1, 3, 3] = 2
-    count, found = strays.components_and_strays(prediction, np.zeros_like(prediction), 2, SPACING)
-    assert count == 2 and [s.voxels for s in found] == [1, 1] and all(math.isinf(s.distance_mm) for s in found)
+    found = stray_components(prediction, np.zeros_like(prediction), [2], SPACING)
+    assert component_count(prediction, 2) == 2
+    assert [s.voxels for s in found] == [1, 1] and all(math.isinf(s.distance_mm) for s in found)
 
 
 def _write(array: np.ndarray, path: Path) -> None:
