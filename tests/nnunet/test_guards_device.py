@@ -24,7 +24,7 @@ def test_cuda_without_a_cuda_device_says_to_add_device_cpu():
     assert f"torch {torch.__version__}" in str(refused.value)
 
 
-@pytest.mark.skipif(torch.cuda.is_available() is False, reason="needs a CUDA device")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_with_a_cuda_device_is_accepted():
     check_device(torch.device("cuda", 0))
 
